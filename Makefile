@@ -1,0 +1,35 @@
+# Two commands do everything on a fresh machine:
+#   make train   set up (idempotent), then a short real RL run on CPU
+#   make test    set up (idempotent), then the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TRAIN_ARGS ?=
+TEST_ARGS ?=
+
+.PHONY: setup train test test-fast bench lint format clean
+
+setup:
+	@bash scripts/setup.sh
+
+train: setup
+	$(VENV)/bin/rl-post train $(TRAIN_ARGS)
+
+test: setup
+	@bash scripts/run_tests.sh $(TEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not e2e and not sim" $(TEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/rl-post bench sim
+
+lint: setup
+	$(VENV)/bin/ruff check rl_post tests
+	$(VENV)/bin/ruff format --check rl_post tests
+
+format: setup
+	$(VENV)/bin/ruff format rl_post tests
+	$(VENV)/bin/ruff check --fix rl_post tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

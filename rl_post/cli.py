@@ -1,0 +1,60 @@
+"""`rl-post` console script: one entry point, one subcommand per job, Hydra configs underneath.
+
+Usage: rl-post <command> [hydra overrides...]   e.g.  rl-post train env=pickcube algo=grpo
+       rl-post <command> --cfg                   prints the resolved config and exits
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from omegaconf import OmegaConf
+
+from rl_post.config import ConfigError, load_config
+
+# command -> (config name, "module:function" taking the composed DictConfig)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("train", "rl_post.trainer:train_main"),
+    "bench-sim": ("bench", "rl_post.bench.sim:bench_sim_main"),
+}
+
+
+def _usage() -> str:
+    names = "|".join(sorted(COMMANDS))
+    return f"usage: rl-post {{{names}}} [key=value ...] [--cfg]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0 if args else 2
+    command, overrides = args[0], args[1:]
+    if command == "bench" and overrides and overrides[0] == "sim":
+        command, overrides = "bench-sim", overrides[1:]
+    if command not in COMMANDS:
+        print(f"rl-post: unknown command '{command}'. {_usage()}", file=sys.stderr)
+        return 2
+    show_cfg = "--cfg" in overrides
+    overrides = [o for o in overrides if o != "--cfg"]
+    config_name, target = COMMANDS[command]
+    try:
+        cfg = load_config(config_name, overrides)
+        if show_cfg:
+            print(OmegaConf.to_yaml(cfg, resolve=True))
+            return 0
+        module_name, func_name = target.split(":")
+        func = getattr(importlib.import_module(module_name), func_name)
+        result = func(cfg)
+    except ConfigError as exc:
+        print(f"rl-post {command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rl-post {command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result) if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
