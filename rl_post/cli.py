@@ -17,6 +17,9 @@ from rl_post.config import ConfigError, load_config
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "rl_post.trainer:train_main"),
     "bench-sim": ("bench", "rl_post.bench.sim:bench_sim_main"),
+    "collect-demos": ("collect", "rl_post.sft.collect:collect_main"),
+    "sft": ("sft", "rl_post.sft.train:sft_main"),
+    "eval": ("eval", "rl_post.eval.run:eval_main"),
 }
 
 

@@ -27,6 +27,7 @@ class Segment:
     version: torch.Tensor  # [T, N] int64, weight version that produced each decision
     group_id: torch.Tensor  # [T, N] int64, episode group (same initial state) of each decision
     success: torch.Tensor  # [T, N] bool, success at the end of each decision
+    steps: torch.Tensor  # [T, N] int64, low-level env steps executed by each decision
     episodes: list = field(default_factory=list)  # EpisodeStats of episodes finished in segment
 
     @property

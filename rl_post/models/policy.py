@@ -36,8 +36,35 @@ class EvalOutput:
 class Policy(Protocol):
     has_value_head: bool
 
-    def act(self, obs: dict[str, object], mode: ActMode = "stochastic") -> ActOutput: ...
+    # `generator` (optional) drives every random draw of a stochastic act, so a seeded generator
+    # reproduces the same actions; None uses torch's global RNG.
+    def act(
+        self,
+        obs: dict[str, object],
+        mode: ActMode = "stochastic",
+        generator: torch.Generator | None = None,
+    ) -> ActOutput: ...
 
     def evaluate(self, obs: dict[str, object], stored: dict[str, torch.Tensor]) -> EvalOutput: ...
 
     def value(self, obs: dict[str, object]) -> torch.Tensor: ...
+
+
+class TrainablePolicy(Policy, Protocol):
+    """What the SFT trainer and the RL learner use beyond acting (implemented by every model)."""
+
+    kind: str  # "flow" | "token"
+    action_horizon: int  # H
+    execute_steps: int  # k <= H chunk actions the env executes
+
+    def bc_loss(
+        self,
+        obs: dict[str, object],
+        action_chunk: torch.Tensor,  # [N, H, A] env units
+        mask: torch.Tensor | None = None,  # [N, H] or [N, H, A], True/1 where the action is real
+    ) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    # {"policy": [...], "value": [...]}: the value head gets its own learning rate.
+    def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]: ...
+
+    def set_normalization(self, stats: dict[str, torch.Tensor]) -> None: ...

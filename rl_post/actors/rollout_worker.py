@@ -1,0 +1,299 @@
+"""RolloutWorker: an inference copy of the policy driving its env shards, producing Segments.
+
+Shards are split into pipeline stages: while stage s simulates its chunk, the policy already infers
+the actions of stage s+1, so on a CPU the env processes and the policy share the cores, and on a GPU
+the simulator and the inference kernels overlap. New weights are swapped in between chunk-steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rl_post.actors.env_worker import EnvHandle
+from rl_post.data.segment import Segment
+from rl_post.envs.spec import ChunkStepResult, EpisodeStats
+
+log = logging.getLogger(__name__)
+
+MAX_SHARD_RESTARTS_PER_SEGMENT = 3
+
+
+def select_obs(obs: dict[str, Any], index: torch.Tensor) -> dict[str, Any]:
+    rows = index.tolist()
+    picked: dict[str, Any] = {}
+    for key, value in obs.items():
+        if isinstance(value, torch.Tensor):
+            picked[key] = value[index]
+        elif isinstance(value, list):
+            picked[key] = [value[i] for i in rows]
+    return picked
+
+
+def concat_obs(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for key, value in parts[0].items():
+        if isinstance(value, torch.Tensor):
+            merged[key] = torch.cat([p[key] for p in parts], dim=0)
+        elif isinstance(value, list):
+            merged[key] = [item for p in parts for item in p[key]]
+    return merged
+
+
+def obs_to_device(obs: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in obs.items()}
+
+
+@dataclass
+class _StageBuffer:
+    """Per-stage records of one segment; lists over chunk-steps."""
+
+    obs: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    actions: list[torch.Tensor] = field(default_factory=list)
+    stored: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    logprob: list[torch.Tensor] = field(default_factory=list)
+    value: list[torch.Tensor] = field(default_factory=list)
+    version: list[int] = field(default_factory=list)
+    results: list[ChunkStepResult] = field(default_factory=list)
+    bootstrap_value: list[torch.Tensor] = field(default_factory=list)
+    group_id: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class RolloutTimings:
+    inference_s: float = 0.0
+    sim_wait_s: float = 0.0
+    weight_swap_s: float = 0.0
+    total_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "inference_s": self.inference_s,
+            "sim_wait_s": self.sim_wait_s,
+            "weight_swap_s": self.weight_swap_s,
+            "rollout_total_s": self.total_s,
+        }
+
+
+class RolloutWorker:
+    """Plain class (works without Ray). `shard_factory(i)` builds shard i's EnvHandle; it is also how a
+    crashed shard is rebuilt and re-seeded."""
+
+    def __init__(
+        self,
+        policy: torch.nn.Module,
+        shard_factory: Callable[[int], EnvHandle],
+        shard_sizes: list[int],
+        execute_steps: int,
+        group_size: int,
+        global_env_offset: int,
+        total_envs: int,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        act_mode: str = "stochastic",
+    ):
+        self.device = torch.device(device)
+        self.policy = policy.to(self.device).eval()
+        self.shard_factory = shard_factory
+        self.shard_sizes = list(shard_sizes)
+        self.shards: list[EnvHandle] = [shard_factory(i) for i in range(len(shard_sizes))]
+        self.execute_steps = execute_steps
+        self.group_size = group_size
+        self.global_env_offset = global_env_offset
+        self.total_groups = max(1, total_envs // group_size)
+        self.act_mode = act_mode
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.version = 0
+        self._pending_weights: tuple[int, dict[str, torch.Tensor]] | None = None
+        self._lock = threading.Lock()
+        self._stage_obs: list[dict[str, Any] | None] = [None] * len(self.shards)
+        self._episode_index = [torch.zeros(n, dtype=torch.long) for n in self.shard_sizes]
+        self._seed_cursors = [0] * len(self.shards)
+        self.events: list[str] = []
+        self.finished_episodes: list[EpisodeStats] = []
+
+    # ---- weights -------------------------------------------------------------------------------
+    def set_weights(self, version: int, state: dict[str, torch.Tensor]) -> int:
+        """Queue new weights; they are loaded at the next chunk-step boundary."""
+        with self._lock:
+            self._pending_weights = (version, state)
+        return version
+
+    def _maybe_swap_weights(self, timings: RolloutTimings) -> None:
+        with self._lock:
+            pending, self._pending_weights = self._pending_weights, None
+        if pending is None:
+            return
+        start = time.perf_counter()
+        version, state = pending
+        self.policy.load_state_dict(state, strict=False)
+        self.version = version
+        timings.weight_swap_s += time.perf_counter() - start
+
+    # ---- state for checkpoints ----------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        cursors = [self.shards[i].wait(self.shards[i].submit("seed_cursor")) for i in range(len(self.shards))]
+        return {"generator": self.generator.get_state(), "seed_cursors": cursors, "version": self.version}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.version = int(state["version"])
+        for i, cursor in enumerate(state["seed_cursors"]):
+            self.shards[i].wait(self.shards[i].submit("set_seed_cursor", int(cursor)))
+            self._seed_cursors[i] = int(cursor)
+        self._stage_obs = [None] * len(self.shards)
+
+    # ---- collection ----------------------------------------------------------------------------
+    def collect_segment(self, num_steps: int, reset: bool = False) -> tuple[Segment, dict[str, float]]:
+        """Run `num_steps` chunk-steps on every shard; `reset` starts every episode afresh first."""
+        for attempt in range(MAX_SHARD_RESTARTS_PER_SEGMENT + 1):
+            try:
+                return self._collect(num_steps, reset)
+            except Exception as exc:  # noqa: BLE001 - a dead env process surfaces as many error types
+                failed = self._find_dead_shards()
+                if not failed or attempt == MAX_SHARD_RESTARTS_PER_SEGMENT:
+                    raise
+                for i in failed:
+                    self._restart_shard(i, exc)
+                reset = True
+        raise RuntimeError("unreachable")
+
+    def _find_dead_shards(self) -> list[int]:
+        dead = []
+        for i, shard in enumerate(self.shards):
+            try:
+                shard.wait(shard.submit("ping"))
+            except Exception:  # noqa: BLE001
+                dead.append(i)
+        return dead
+
+    def _restart_shard(self, index: int, cause: Exception) -> None:
+        message = f"env shard {index} crashed ({type(cause).__name__}: {cause}); restarted and re-seeded"
+        log.warning(message)
+        self.events.append(message)
+        try:
+            self.shards[index].close()
+        except Exception:  # noqa: BLE001 - closing a dead shard may fail; we replace it anyway
+            pass
+        self.shards[index] = self.shard_factory(index)
+        cursor = self._seed_cursors[index] + self.shard_sizes[index]
+        self.shards[index].wait(self.shards[index].submit("set_seed_cursor", cursor))
+        self._stage_obs = [None] * len(self.shards)
+
+    def _group_ids(self, stage: int) -> torch.Tensor:
+        offset = self.global_env_offset + sum(self.shard_sizes[:stage])
+        global_index = offset + torch.arange(self.shard_sizes[stage])
+        return self._episode_index[stage] * self.total_groups + global_index // self.group_size
+
+    def _value_of(self, obs: dict[str, Any]) -> torch.Tensor:
+        if not getattr(self.policy, "has_value_head", False):
+            first = next(v for v in obs.values() if isinstance(v, torch.Tensor))
+            return torch.zeros(first.shape[0])
+        with torch.no_grad():
+            return self.policy.value(obs_to_device(obs, self.device)).float().cpu()
+
+    def _collect(self, num_steps: int, reset: bool) -> tuple[Segment, dict[str, float]]:
+        timings = RolloutTimings()
+        start = time.perf_counter()
+        stages = range(len(self.shards))
+        if reset or any(o is None for o in self._stage_obs):
+            pending_resets = [self.shards[s].submit("reset", None) for s in stages]
+            for s in stages:
+                self._stage_obs[s] = self.shards[s].wait(pending_resets[s])
+            for s in stages:
+                self._seed_cursors[s] = self.shards[s].wait(self.shards[s].submit("seed_cursor"))
+        buffers = [_StageBuffer() for _ in stages]
+        pending: list[Any] = [None] * len(self.shards)
+        for t in range(num_steps + 1):
+            self._maybe_swap_weights(timings)
+            for s in stages:
+                if pending[s] is not None:
+                    wait_start = time.perf_counter()
+                    result: ChunkStepResult = self.shards[s].wait(pending[s])
+                    timings.sim_wait_s += time.perf_counter() - wait_start
+                    self._record_result(buffers[s], s, result)
+                    self._stage_obs[s] = result.obs
+                    pending[s] = None
+                if t == num_steps:
+                    continue
+                obs = self._stage_obs[s]
+                assert obs is not None
+                infer_start = time.perf_counter()
+                with torch.no_grad():
+                    out = self.policy.act(obs_to_device(obs, self.device), self.act_mode, generator=self.generator)
+                timings.inference_s += time.perf_counter() - infer_start
+                pending[s] = self.shards[s].submit("step_chunk", out.actions.cpu(), self.execute_steps)
+                buf = buffers[s]
+                buf.obs.append({k: v for k, v in obs.items() if isinstance(v, torch.Tensor)})
+                buf.actions.append(out.actions.cpu())
+                buf.stored.append({k: v.cpu() for k, v in out.stored.items()})
+                buf.logprob.append(out.logprob.float().cpu())
+                value = out.value if out.value is not None else torch.zeros(out.actions.shape[0])
+                buf.value.append(value.float().cpu())
+                buf.version.append(self.version)
+                buf.group_id.append(self._group_ids(s))
+        last_values = [self._value_of(self._stage_obs[s]) for s in stages]
+        timings.total_s = time.perf_counter() - start
+        segment = self._build_segment(buffers, last_values)
+        return segment, timings.as_dict()
+
+    def _record_result(self, buf: _StageBuffer, stage: int, result: ChunkStepResult) -> None:
+        buf.results.append(result)
+        bootstrap = torch.zeros(result.reward.shape[0])
+        needs = result.truncated & ~result.terminated
+        if needs.any():
+            index = needs.nonzero().flatten()
+            bootstrap[index] = self._value_of(select_obs(result.final_obs, index))
+        buf.bootstrap_value.append(bootstrap)
+        self._episode_index[stage] += result.done.long()
+        self.finished_episodes.extend(result.episodes)
+
+    def _build_segment(self, buffers: list[_StageBuffer], last_values: list[torch.Tensor]) -> Segment:
+        def stack(getter: Callable[[_StageBuffer], list[torch.Tensor]]) -> torch.Tensor:
+            return torch.cat([torch.stack(getter(b)) for b in buffers], dim=1)
+
+        def stack_results(name: str) -> torch.Tensor:
+            return stack(lambda b: [getattr(r, name) for r in b.results])
+
+        obs_keys = buffers[0].obs[0].keys()
+        stored_keys = buffers[0].stored[0].keys()
+        num_steps = len(buffers[0].actions)
+        versions = torch.cat(
+            [torch.tensor(b.version).unsqueeze(1).expand(num_steps, b.actions[0].shape[0]) for b in buffers], dim=1
+        )
+        instructions = [text for s in range(len(buffers)) for text in self._stage_obs[s]["instruction"]]
+        episodes = [e for b in buffers for r in b.results for e in r.episodes]
+        return Segment(
+            obs={k: stack(lambda b, k=k: [o[k] for o in b.obs]) for k in obs_keys},
+            instructions=instructions,
+            actions=stack(lambda b: b.actions),
+            stored={k: stack(lambda b, k=k: [o[k] for o in b.stored]) for k in stored_keys},
+            logprob=stack(lambda b: b.logprob),
+            value=stack(lambda b: b.value),
+            reward=stack_results("reward").float(),
+            terminated=stack_results("terminated").bool(),
+            truncated=stack_results("truncated").bool(),
+            active=stack_results("active").bool(),
+            bootstrap_value=stack(lambda b: b.bootstrap_value),
+            last_value=torch.cat(last_values),
+            version=versions.long(),
+            group_id=stack(lambda b: b.group_id),
+            success=stack_results("success").bool(),
+            steps=stack_results("steps").long(),
+            episodes=episodes,
+        )
+
+    def pop_events(self) -> list[str]:
+        events, self.events = self.events, []
+        return events
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()

@@ -1,0 +1,155 @@
+"""Algorithms selectable by name (`algo=ppo|grpo|rloo`) and validation of the algo config.
+
+The config is the `algo` node of the composed training config (configs/algo/<name>.yaml), or any
+mapping with the same keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rl_post.algorithms.logprob import LOGPROB_LEVELS
+from rl_post.algorithms.losses import KL_ESTIMATORS, LOSS_AGGS
+from rl_post.config import ConfigError
+
+ADVANTAGE_KINDS: tuple[str, ...] = ("gae", "grpo", "rloo")
+GROUP_ADVANTAGES: frozenset[str] = frozenset({"grpo", "rloo"})
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    name: str
+    advantage: str  # one of ADVANTAGE_KINDS
+    uses_critic: bool  # needs a value head and the value loss
+    summary: str
+
+
+ALGORITHMS: dict[str, AlgoSpec] = {}
+
+
+def register_algorithm(spec: AlgoSpec) -> AlgoSpec:
+    if spec.advantage not in ADVANTAGE_KINDS:
+        raise ConfigError(
+            f"algorithm '{spec.name}' has unknown advantage '{spec.advantage}'; valid choices: "
+            f"{', '.join(ADVANTAGE_KINDS)}"
+        )
+    ALGORITHMS[spec.name] = spec
+    return spec
+
+
+register_algorithm(AlgoSpec("ppo", "gae", True, "clipped PPO with a critic and GAE"))
+register_algorithm(AlgoSpec("grpo", "grpo", False, "group-normalized returns, no critic"))
+register_algorithm(AlgoSpec("rloo", "rloo", False, "leave-one-out group baseline, no critic"))
+
+REQUIRED_KEYS: tuple[str, ...] = (
+    "name",
+    "advantage",
+    "gamma",
+    "lam",
+    "normalize_advantages",
+    "group_std_normalize",
+    "adv_eps",
+    "dynamic_sampling",
+    "clip_eps_low",
+    "clip_eps_high",
+    "dual_clip",
+    "logprob_level",
+    "loss_agg",
+    "value_coef",
+    "value_clip",
+    "huber_delta",
+    "entropy_coef",
+    "kl_coef",
+    "kl_estimator",
+    "update_epochs",
+    "num_minibatches",
+    "lr",
+    "value_lr",
+    "max_grad_norm",
+    "weight_decay",
+    "group_size",
+)
+DYNAMIC_SAMPLING_KEYS: tuple[str, ...] = ("enabled", "min_success_rate", "max_success_rate")
+
+
+def get_algo_spec(name: str) -> AlgoSpec:
+    if name not in ALGORITHMS:
+        raise ConfigError(f"unknown algo '{name}'; valid choices: {', '.join(sorted(ALGORITHMS))}")
+    return ALGORITHMS[name]
+
+
+def uses_critic(cfg: Mapping[str, Any]) -> bool:
+    """Whether this algo config trains a value head (GAE advantages need one)."""
+    return get_algo_spec(cfg["name"]).uses_critic
+
+
+def _choice(cfg: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> None:
+    if cfg[key] not in choices:
+        raise ConfigError(f"unknown algo.{key} '{cfg[key]}'; valid choices: {', '.join(choices)}")
+
+
+def _in_range(cfg: Mapping[str, Any], key: str, low: float, high: float, what: str) -> None:
+    value = cfg[key]
+    if value is None or not low <= float(value) <= high:
+        raise ConfigError(f"algo.{key} must be {what}; got {value}")
+
+
+def _positive_or_null(cfg: Mapping[str, Any], key: str) -> None:
+    value = cfg[key]
+    if value is not None and float(value) <= 0:
+        raise ConfigError(f"algo.{key} must be null (off) or > 0; got {value}")
+
+
+def validate_algo_cfg(cfg: Mapping[str, Any]) -> AlgoSpec:
+    """Check an algo config; raise ConfigError naming the problem and the valid choices."""
+    missing = [k for k in REQUIRED_KEYS if k not in cfg]
+    if missing:
+        raise ConfigError(
+            f"algo config lacks keys {missing}; every configs/algo/*.yaml defines the full set "
+            f"({', '.join(REQUIRED_KEYS)})"
+        )
+    spec = get_algo_spec(cfg["name"])
+    _choice(cfg, "advantage", ADVANTAGE_KINDS)
+    if cfg["advantage"] != spec.advantage:
+        raise ConfigError(
+            f"algo '{spec.name}' uses advantage '{spec.advantage}', not '{cfg['advantage']}'; "
+            f"choose the algorithm instead (algo=" + "|".join(sorted(ALGORITHMS)) + ")"
+        )
+    _choice(cfg, "logprob_level", LOGPROB_LEVELS)
+    _choice(cfg, "loss_agg", LOSS_AGGS)
+    _choice(cfg, "kl_estimator", KL_ESTIMATORS)
+    _in_range(cfg, "gamma", 0.0, 1.0, "in [0, 1]")
+    _in_range(cfg, "lam", 0.0, 1.0, "in [0, 1]")
+    _in_range(cfg, "clip_eps_low", 0.0, 1.0, "in [0, 1]")
+    _in_range(cfg, "clip_eps_high", 0.0, float("inf"), ">= 0")
+    for key in ("value_coef", "entropy_coef", "kl_coef", "weight_decay"):
+        _in_range(cfg, key, 0.0, float("inf"), ">= 0")
+    for key in ("adv_eps", "lr", "value_lr", "max_grad_norm"):
+        _in_range(cfg, key, 1e-30, float("inf"), "> 0")
+    for key in ("value_clip", "huber_delta"):
+        _positive_or_null(cfg, key)
+    if cfg["dual_clip"] is not None and float(cfg["dual_clip"]) <= 1.0:
+        raise ConfigError(
+            f"algo.dual_clip must be null (off) or > 1 (e.g. 3.0); got {cfg['dual_clip']}"
+        )
+    for key in ("update_epochs", "num_minibatches", "group_size"):
+        if int(cfg[key]) < 1:
+            raise ConfigError(f"algo.{key} must be an integer >= 1; got {cfg[key]}")
+    if spec.advantage in GROUP_ADVANTAGES and int(cfg["group_size"]) < 2:
+        raise ConfigError(
+            f"algo '{spec.name}' compares trajectories within a group: algo.group_size must be "
+            f">= 2 (e.g. 8); got {cfg['group_size']}"
+        )
+    sampling = cfg["dynamic_sampling"]
+    missing = [k for k in DYNAMIC_SAMPLING_KEYS if k not in sampling]
+    if missing:
+        raise ConfigError(f"algo.dynamic_sampling lacks keys {missing}")
+    low, high = float(sampling["min_success_rate"]), float(sampling["max_success_rate"])
+    if not 0.0 <= low <= high <= 1.0:
+        raise ConfigError(
+            "algo.dynamic_sampling needs 0 <= min_success_rate <= max_success_rate <= 1; "
+            f"got [{low}, {high}]"
+        )
+    return spec

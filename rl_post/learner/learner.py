@@ -1,0 +1,313 @@
+"""DeepSpeed learner: epochs of minibatch updates on one rank of a data-parallel group.
+
+A plain class (no Ray) so it runs in-process for the serial trainer and in tests; group.py wraps
+it in Ray actors for several ranks. With world_size > 1 every rank receives the WHOLE batch and
+works on its slice of each global minibatch (see minibatch.py), so N ranks compute the same update
+as one rank up to float summation order.
+
+Loss weighting: `loss_fn` returns a masked mean over the samples it is given. A micro-batch's loss
+is scaled by (its mask sum / the global minibatch's mask sum) so the micro-batch gradients add up
+to the gradient of the minibatch's masked mean; the extra factor world_size undoes DeepSpeed's
+averaging of gradients across ranks, and we pass scale_wrt_gas=False so DeepSpeed does not divide
+by the accumulation count again. This requires the loss to be a per-sample masked mean (no
+statistics over the batch, e.g. advantage normalisation, inside the loss).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from rl_post.config import ConfigError
+from rl_post.learner.distributed import ensure_process_group, quiet_deepspeed, resolve_backend
+from rl_post.learner.ds_config import (
+    autocast_dtype,
+    build_deepspeed_config,
+    require,
+    resolve_precision,
+)
+from rl_post.learner.minibatch import (
+    MicroBatchPlan,
+    minibatch_layout,
+    plan_micro_batches,
+    select_rows,
+    to_device,
+)
+from rl_post.learner.reference import FrozenReference
+from rl_post.models.policy import EvalOutput
+
+LossFn = Callable[..., tuple[torch.Tensor, dict[str, Any]]]
+BATCH_KEYS = ("obs", "stored", "logprob_old", "advantages", "returns", "values_old", "mask")
+PUBLISH_MODES = ("trainable", "full")
+
+
+class _EvaluateForward(nn.Module):
+    """Routes DeepSpeed's forward (autocast, ZeRO-3 hooks) to the policy's `evaluate`."""
+
+    def __init__(self, policy: nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: dict[str, object], stored: dict[str, torch.Tensor]) -> tuple:
+        out = self.policy.evaluate(obs, stored)
+        return out.logprob, out.entropy, out.value
+
+
+def _default_loss_fn() -> LossFn:
+    from rl_post.algorithms.objective import compute_loss
+
+    return compute_loss
+
+
+def split_param_groups(
+    policy: nn.Module, value_names: list[str], lr: float, value_lr: float
+) -> list[dict[str, Any]]:
+    """Two AdamW groups: value-head parameters (any dotted name component in `value_names`) get
+    `value_lr`, everything else `lr`. Frozen parameters are left out; empty groups are dropped."""
+    policy_params, value_params = [], []
+    for name, param in policy.named_parameters():
+        if not param.requires_grad:
+            continue
+        is_value = any(part in value_names for part in name.split("."))
+        (value_params if is_value else policy_params).append(param)
+    groups = [
+        {"params": policy_params, "lr": lr, "name": "policy"},
+        {"params": value_params, "lr": value_lr, "name": "value"},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise ConfigError("the policy has no trainable parameters; nothing for the learner to do")
+    return groups
+
+
+class Learner:
+    def __init__(
+        self,
+        policy: nn.Module,
+        algo_cfg: Mapping[str, Any],
+        learner_cfg: Mapping[str, Any],
+        rank: int = 0,
+        world_size: int = 1,
+        ref_policy: nn.Module | None = None,
+        loss_fn: LossFn | None = None,
+    ):
+        import deepspeed
+
+        quiet_deepspeed(str(learner_cfg.get("log_level", "warning")))
+        self.rank, self.world_size = rank, world_size
+        self._algo_cfg, self._learner_cfg = algo_cfg, learner_cfg
+        self._loss_fn = loss_fn or _default_loss_fn()
+        self._policy = policy
+        self._epochs = int(require(algo_cfg, "update_epochs", "algo"))
+        self._num_minibatches = int(require(algo_cfg, "num_minibatches", "algo"))
+        self._micro_batch_size = int(require(learner_cfg, "micro_batch_size", "learner"))
+        accum = learner_cfg.get("gradient_accumulation")
+        self._grad_accum_cfg = None if accum is None else int(accum)
+        self._publish = str(learner_cfg.get("publish", "trainable"))
+        if self._publish not in PUBLISH_MODES:
+            raise ConfigError(
+                f"learner.publish '{self._publish}' is not valid; valid choices: "
+                + ", ".join(PUBLISH_MODES)
+            )
+
+        backend = resolve_backend(str(require(learner_cfg, "dist_backend", "learner")))
+        ensure_process_group(
+            backend, rank, world_size, str(learner_cfg.get("master_addr", "127.0.0.1"))
+        )
+        self.precision = resolve_precision(
+            str(require(learner_cfg, "precision", "learner")), on_gpu=backend == "nccl"
+        )
+        lr = float(require(algo_cfg, "lr", "algo"))
+        value_lr = algo_cfg.get("value_lr")
+        groups = split_param_groups(
+            policy,
+            list(learner_cfg.get("value_param_names", ["value_head"])),
+            lr,
+            float(value_lr) if value_lr is not None else lr,
+        )
+        kl_coef = float(algo_cfg.get("kl_coef") or 0.0)
+        # Snapshot before DeepSpeed touches the module (ZeRO-3 partitions it in place).
+        reference_source = ref_policy if ref_policy is not None else policy
+        reference_snapshot = FrozenReference.snapshot(reference_source) if kl_coef > 0 else None
+
+        initial_accum = self._grad_accum_cfg or 1
+        ds_config = build_deepspeed_config(
+            learner_cfg,
+            algo_cfg,
+            precision=self.precision,
+            world_size=world_size,
+            micro_size=self._micro_batch_size,
+            grad_accum=initial_accum,
+        )
+        started = time.perf_counter()
+        self.engine, self.optimizer, _, _ = deepspeed.initialize(
+            model=_EvaluateForward(policy), model_parameters=groups, config=ds_config
+        )
+        self.engine_init_seconds = time.perf_counter() - started
+        self.device = self.engine.device
+        self.reference = (
+            FrozenReference(reference_snapshot, self.device, autocast_dtype(self.precision))
+            if reference_snapshot is not None
+            else None
+        )
+        self._zero_stage = int(ds_config["zero_optimization"]["stage"])
+        self._generator = torch.Generator().manual_seed(int(learner_cfg.get("shuffle_seed", 0)))
+        self.num_updates = 0  # optimizer steps taken
+        self.num_update_calls = 0
+
+    # ---------------------------------------------------------------- update
+    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+        missing = [k for k in BATCH_KEYS if k not in batch]
+        if missing:
+            raise KeyError(f"update batch lacks {missing}; it needs {list(BATCH_KEYS)}")
+        mask = batch["mask"].detach().float().cpu()
+        plan = plan_micro_batches(
+            mask.shape[0],
+            self._num_minibatches,
+            self.world_size,
+            self._micro_batch_size,
+            self._grad_accum_cfg,
+        )
+        self._apply_plan(plan)
+        self.engine.train()
+        sums: dict[str, float] = {}
+        grad_norms: list[float] = []
+        skipped = 0
+        for _ in range(self._epochs):
+            permutation = torch.randperm(mask.shape[0], generator=self._generator)
+            indices, valid = minibatch_layout(permutation, plan)
+            for mb in range(plan.num_minibatches):
+                mb_weight = (mask[indices[mb]] * valid[mb]).sum()
+                if mb_weight <= 0:  # every rank sees the same sum, so all skip together
+                    skipped += 1
+                    continue
+                for micro in range(plan.grad_accum):
+                    index = indices[mb, self.rank, micro]
+                    micro_mask = mask[index] * valid[mb, self.rank, micro]
+                    share = float(micro_mask.sum() / mb_weight)
+                    stats = self._micro_step(batch, index, micro_mask, share, micro, plan)
+                    for key, value in stats.items():
+                        sums[key] = sums.get(key, 0.0) + value * share
+                norm = self.engine.get_global_grad_norm()
+                if norm is not None:
+                    grad_norms.append(float(norm))
+                self.num_updates += 1
+        steps = self._epochs * plan.num_minibatches - skipped
+        result = self._reduce_stats(sums, max(steps, 1))
+        if grad_norms:
+            result["grad_norm"] = sum(grad_norms) / len(grad_norms)
+        for group in self.optimizer.param_groups:
+            result["lr" if group.get("name") == "policy" else f"lr_{group.get('name')}"] = float(
+                group["lr"]
+            )
+        self.num_update_calls += 1
+        result.update(
+            num_updates=float(self.num_updates),
+            skipped_minibatches=float(skipped),
+            micro_batches_per_step=float(plan.grad_accum),
+            micro_batch_size=float(plan.micro_size),
+        )
+        return result
+
+    def _apply_plan(self, plan: MicroBatchPlan) -> None:
+        # DeepSpeed only uses these for bookkeeping (samples seen); we mark boundaries ourselves.
+        self.engine.set_train_micro_batch_size(plan.micro_size)
+        self.engine.set_train_batch_size(plan.micro_size * plan.grad_accum * plan.world_size)
+
+    def _micro_step(
+        self,
+        batch: dict[str, Any],
+        index: torch.Tensor,
+        micro_mask: torch.Tensor,
+        share: float,
+        micro: int,
+        plan: MicroBatchPlan,
+    ) -> dict[str, float]:
+        micro_batch = to_device(select_rows(batch, index), self.device)
+        micro_batch["mask"] = micro_mask.to(self.device)
+        self.engine.set_gradient_accumulation_boundary(micro == plan.grad_accum - 1)
+        logprob, entropy, value = self.engine(micro_batch["obs"], micro_batch["stored"])
+        stats: dict[str, float] = {}
+        if share > 0:
+            new = EvalOutput(logprob=logprob.float(), entropy=entropy.float(), value=value)
+            if value is not None:
+                new.value = value.float()
+            ref_logprob = (
+                self.reference.logprob(micro_batch["obs"], micro_batch["stored"])
+                if self.reference is not None
+                else None
+            )
+            loss, raw_stats = self._loss_fn(new, micro_batch, self._algo_cfg, ref_logprob=ref_logprob)
+            scaled = loss * (share * self.world_size)
+            stats = {k: float(v) for k, v in raw_stats.items()}
+        else:
+            # Zero-weight micro-batch (all padding / masked): still run backward so every rank
+            # makes the same collective calls.
+            outputs = [t for t in (logprob, entropy, value) if t is not None]
+            scaled = sum(t.float().sum() for t in outputs) * 0.0
+        self.engine.backward(scaled, scale_wrt_gas=False)
+        self.engine.step()
+        return stats
+
+    def _reduce_stats(self, sums: dict[str, float], steps: int) -> dict[str, float]:
+        """Each rank holds its share-weighted part of every minibatch statistic; the sum over
+        ranks is the minibatch value, then average over the optimizer steps."""
+        keys = sorted(sums)
+        if self.world_size > 1:
+            gathered: list[list[str]] = [[] for _ in range(self.world_size)]
+            dist.all_gather_object(gathered, keys)
+            keys = sorted({k for rank_keys in gathered for k in rank_keys})
+            values = torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64)
+            values = values.to(self.device)
+            dist.all_reduce(values)
+            totals = dict(zip(keys, values.cpu().tolist(), strict=True))
+        else:
+            totals = sums
+        return {k: totals[k] / steps for k in keys}
+
+    # ---------------------------------------------------------------- weights
+    def policy_state(self) -> dict[str, torch.Tensor]:
+        """CPU copy of the weights to publish to rollout workers (every rank must call it under
+        ZeRO-3, where parameters are gathered collectively)."""
+        named = dict(self._policy.named_parameters())
+        if self._publish == "trainable":
+            names = [n for n, p in named.items() if p.requires_grad]
+            tensors = {n: named[n] for n in names}
+        else:
+            tensors = dict(self._policy.state_dict(keep_vars=True))
+        if self._zero_stage == 3:
+            import deepspeed
+
+            params = [t for t in tensors.values() if isinstance(t, nn.Parameter)]
+            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+                return {n: t.detach().to("cpu", copy=True) for n, t in tensors.items()}
+        return {n: t.detach().to("cpu", copy=True) for n, t in tensors.items()}
+
+    # ---------------------------------------------------------------- checkpoint
+    def save(self, path: str | Path) -> None:
+        """DeepSpeed checkpoint (weights, optimizer, engine counters) + learner counters, the
+        shuffle generator and the frozen reference. Collective: every rank must call it."""
+        client_state = {
+            "num_updates": self.num_updates,
+            "num_update_calls": self.num_update_calls,
+            "shuffle_generator": self._generator.get_state(),
+        }
+        if self.reference is not None:
+            client_state["reference"] = self.reference.state_dict()
+        self.engine.save_checkpoint(str(path), client_state=client_state)
+
+    def load(self, path: str | Path) -> None:
+        load_path, client_state = self.engine.load_checkpoint(str(path))
+        if load_path is None:
+            raise FileNotFoundError(f"no DeepSpeed checkpoint found under {path}")
+        self.num_updates = int(client_state["num_updates"])
+        self.num_update_calls = int(client_state["num_update_calls"])
+        self._generator.set_state(client_state["shuffle_generator"])
+        if self.reference is not None and "reference" in client_state:
+            self.reference.load_state_dict(client_state["reference"])

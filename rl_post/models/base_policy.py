@@ -1,0 +1,87 @@
+"""What both policy families share: config, normalization, backbone, value head, param groups."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rl_post.config import ConfigError
+from rl_post.envs.spec import ObsSpec
+from rl_post.models.backbone import Backbone, ValueHead
+from rl_post.models.config import ModelConfig
+from rl_post.models.normalization import Normalizer
+
+VALUE_HEAD_PREFIX = "value_head."
+
+
+class VLAPolicyBase(nn.Module):
+    kind: str
+
+    def __init__(self, cfg: ModelConfig, spec: ObsSpec) -> None:
+        super().__init__()
+        self.config = cfg
+        self.spec = spec
+        self.action_horizon = cfg.action_horizon
+        self.execute_steps = cfg.execute_steps
+        self.action_dim = spec.action_dim
+        self.normalizer = Normalizer(spec)
+        self.backbone = Backbone(cfg, spec, self.normalizer)
+        self.value_head = (
+            ValueHead(cfg.d_model, cfg.value_hidden, cfg.detach_value_head)
+            if cfg.value_head
+            else None
+        )
+
+    @property
+    def has_value_head(self) -> bool:
+        return self.value_head is not None
+
+    @property
+    def device(self) -> torch.device:
+        return self.normalizer.state_mean.device
+
+    def _value_from(self, pooled: torch.Tensor) -> torch.Tensor | None:
+        return None if self.value_head is None else self.value_head(pooled)
+
+    def value(self, obs: dict[str, object]) -> torch.Tensor:
+        if self.value_head is None:
+            raise ConfigError(
+                f"model '{self.config.name}' has no value head; set model.value_head=true for "
+                "PPO (GRPO/RLOO need no critic)"
+            )
+        return self.value_head(self.backbone(obs).pooled)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        groups: dict[str, list[nn.Parameter]] = {"policy": [], "value": []}
+        for name, param in self.named_parameters():
+            groups["value" if name.startswith(VALUE_HEAD_PREFIX) else "policy"].append(param)
+        return groups
+
+    def set_normalization(self, stats: dict[str, torch.Tensor]) -> None:
+        self.normalizer.set_stats(stats)
+
+    def normalization_stats(self) -> dict[str, torch.Tensor]:
+        return self.normalizer.stats()
+
+    def _to_env_units(self, normalized: torch.Tensor) -> torch.Tensor:
+        return self.normalizer.clip_to_env(self.normalizer.unnormalize_action(normalized))
+
+    def _check_action_chunk(self, action_chunk: torch.Tensor) -> torch.Tensor:
+        expected = (self.action_horizon, self.action_dim)
+        if action_chunk.dim() != 3 or tuple(action_chunk.shape[1:]) != expected:
+            raise ConfigError(
+                f"action_chunk has shape {tuple(action_chunk.shape)}; expected [N, "
+                f"{expected[0]}, {expected[1]}] (N, action_horizon, action_dim)"
+            )
+        return action_chunk.to(self.device).float()
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of values [N, H, A] over entries where mask ([N, H] or [N, H, A]) is set."""
+    if mask is None:
+        return values.mean()
+    weights = mask.to(values.device, values.dtype)
+    if weights.dim() == values.dim() - 1:
+        weights = weights.unsqueeze(-1)
+    weights = weights.expand_as(values)
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)

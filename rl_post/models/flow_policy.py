@@ -1,0 +1,260 @@
+"""Flow-matching VLA policy (pi0 / pi0.5 structure) with Flow-Noise and Flow-SDE likelihoods.
+
+The backbone encodes the prefix once per decision; the action expert (its own, narrower
+transformer, as in pi0) predicts the velocity of the H-action chunk at each of the K denoising
+steps, cross-attending to the prefix features. (pi0's expert attends to the prefix key/values of
+every backbone layer; attending to the final prefix features is the small-model simplification.)
+
+Samplers (model.sampler):
+  ode        deterministic Euler steps; no likelihood (eval / SFT only)
+  flow_noise every step x_{t-d} ~ N(x_t - d v, sigma_phi^2), sigma_phi from a learned noise head
+  flow_sde   every step (sde_mode=all) or one random step per sample (sde_mode=one) follows the
+             Flow-SDE transition; the other steps are ODE steps
+Log-prob of a chain, per action dimension [N, H, A]: log N(x_1; 0, I) + the SUM (not the mean)
+over stochastic steps of the Gaussian step log-densities. The sum is the exact log-density of the
+sampled chain, so exp(new - old) is the true likelihood ratio. The prior term does not depend on
+the parameters; it cancels in ratios and is kept so the value is a real log-density. (In
+sde_mode=one the ODE steps are deterministic given x_1 and contribute no density term.)
+Entropy estimate [N, H, A]: entropy of the prior plus the sum of the Gaussian entropies of the
+stochastic steps, evaluated along the stored chain.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rl_post.config import ConfigError
+from rl_post.envs.spec import ObsSpec
+from rl_post.models.backbone import BackboneOutput
+from rl_post.models.base_policy import VLAPolicyBase, masked_mean
+from rl_post.models.config import ModelConfig
+from rl_post.models.flow_math import (
+    LOG_2PI,
+    bounded_sigma,
+    gaussian_entropy,
+    gaussian_log_density,
+    ode_step,
+    sde_sigma,
+    sde_step_mean_std,
+    time_grid,
+)
+from rl_post.models.policy import ActMode, ActOutput, EvalOutput
+from rl_post.models.transformer import MLP, Block, sinusoidal_embedding
+
+
+class ActionExpert(nn.Module):
+    """v_theta(x_t, t, context) for a chunk of H actions; also returns its last hidden states."""
+
+    def __init__(self, cfg: ModelConfig, action_dim: int) -> None:
+        super().__init__()
+        width = cfg.expert_d_model
+        self.width = width
+        self.context_proj = nn.Linear(cfg.d_model, width)
+        self.action_in = nn.Linear(action_dim, width)
+        # pi0: action and time embeddings are concatenated and mixed by an MLP
+        self.action_time_mlp = MLP(2 * width, width)
+        self.position = nn.Parameter(torch.randn(cfg.action_horizon, width) * 0.02)
+        self.blocks = nn.ModuleList(
+            Block(width, cfg.num_heads, cfg.mlp_ratio, cross=True)
+            for _ in range(cfg.expert_layers)
+        )
+        self.norm = nn.LayerNorm(width)
+        self.velocity_out = nn.Linear(width, action_dim)
+
+    def context(self, out: BackboneOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prefix features projected to the expert width [N, L, w] and their mask [N, 1, 1, L]."""
+        return self.context_proj(out.prefix), out.prefix_valid[:, None, None, :]
+
+    def forward(
+        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x_t [B, H, A], t [B] -> velocity [B, H, A], hidden [B, H, w]."""
+        time = sinusoidal_embedding(t, self.width)[:, None, :].expand(-1, x_t.shape[1], -1)
+        h = self.action_time_mlp(torch.cat([self.action_in(x_t), time], dim=-1)) + self.position
+        for block in self.blocks:
+            h = block(h, None, context, context_mask)
+        h = self.norm(h)
+        return self.velocity_out(h), h
+
+
+class NoiseHead(nn.Module):
+    """sigma_phi(x_t, t, context) in [sigma_min, sigma_max], read from the expert's hidden states."""
+
+    def __init__(self, width: int, hidden: int, action_dim: int, lo: float, hi: float) -> None:
+        super().__init__()
+        self.lo, self.hi = lo, hi
+        self.mlp = MLP(width, hidden, action_dim)
+        # Start every sigma at the middle of its range.
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return bounded_sigma(self.mlp(hidden), self.lo, self.hi)
+
+
+class FlowMatchingPolicy(VLAPolicyBase):
+    kind = "flow"
+
+    def __init__(self, cfg: ModelConfig, spec: ObsSpec) -> None:
+        super().__init__(cfg, spec)
+        self.num_steps = cfg.num_denoise_steps
+        self.dt = 1.0 / cfg.num_denoise_steps
+        # Flow-SDE sigma_t blows up at t=1; by default the denominator uses the next grid time.
+        self.sde_t_max = cfg.sde_t_max if cfg.sde_t_max is not None else 1.0 - self.dt
+        self.expert = ActionExpert(cfg, spec.action_dim)
+        self.noise_head = NoiseHead(
+            cfg.expert_d_model, cfg.noise_head_hidden, spec.action_dim, cfg.sigma_min, cfg.sigma_max
+        )
+
+    # ----- transitions -------------------------------------------------------------------------
+
+    def _transition(
+        self, x_t: torch.Tensor, velocity: torch.Tensor, hidden: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std [B, H, A] of the stochastic step from x_t (t [B])."""
+        if self.config.sampler == "flow_noise":
+            return ode_step(x_t, velocity, self.dt), self.noise_head(hidden)
+        t3 = t[:, None, None]
+        sigma_t = sde_sigma(t3, self.config.noise_level, self.sde_t_max)
+        mean, std = sde_step_mean_std(x_t, velocity, t3, self.dt, sigma_t)
+        return mean, std.expand_as(mean)
+
+    def _require_likelihood(self) -> None:
+        if self.config.sampler == "ode":
+            raise ConfigError(
+                "model.sampler=ode is deterministic and has no log-likelihood; use "
+                "model.sampler=flow_noise or flow_sde for RL, or act(obs, mode='deterministic')"
+            )
+
+    def _one_step(self) -> bool:
+        return self.config.sampler == "flow_sde" and self.config.sde_mode == "one"
+
+    # ----- Policy protocol ---------------------------------------------------------------------
+
+    @torch.no_grad()
+    def act(
+        self,
+        obs: dict[str, object],
+        mode: ActMode = "stochastic",
+        generator: torch.Generator | None = None,
+    ) -> ActOutput:
+        if mode not in ("stochastic", "deterministic"):
+            raise ConfigError(f"act mode '{mode}' is not valid; use stochastic or deterministic")
+        stochastic = mode == "stochastic"
+        if stochastic:
+            self._require_likelihood()
+        out = self.backbone(obs)
+        context, context_mask = self.expert.context(out)
+        n, device = context.shape[0], context.device
+        shape = (n, self.action_horizon, self.action_dim)
+        grid = time_grid(self.num_steps, device)
+        x = torch.randn(shape, generator=generator, device=device)
+        chain = [x]
+        logprob = gaussian_log_density(x, torch.zeros_like(x), torch.ones_like(x))
+        stored: dict[str, torch.Tensor] = {}
+        if stochastic and self._one_step():
+            sde_step = torch.randint(0, self.num_steps, (n,), generator=generator, device=device)
+            stored["sde_step"] = sde_step
+        for i in range(self.num_steps):
+            t = grid[i].expand(n)
+            velocity, hidden = self.expert(x, t, context, context_mask)
+            if not stochastic:
+                x = ode_step(x, velocity, self.dt)
+            else:
+                mean, std = self._transition(x, velocity, hidden, t)
+                noise = torch.randn(shape, generator=generator, device=device)
+                sampled = mean + std * noise
+                step_logprob = gaussian_log_density(sampled, mean, std)
+                if "sde_step" in stored:
+                    chosen = (stored["sde_step"] == i)[:, None, None]
+                    x = torch.where(chosen, sampled, ode_step(x, velocity, self.dt))
+                    logprob = logprob + torch.where(chosen, step_logprob, 0.0)
+                else:
+                    x = sampled
+                    logprob = logprob + step_logprob
+            chain.append(x)
+        stored["chain"] = torch.stack(chain, dim=1)
+        return ActOutput(
+            actions=self._to_env_units(x),
+            logprob=logprob if stochastic else torch.zeros_like(x),
+            value=self._value_from(out.pooled),
+            stored=stored,
+        )
+
+    def evaluate(self, obs: dict[str, object], stored: dict[str, torch.Tensor]) -> EvalOutput:
+        """Recompute the chain log-prob with current parameters: all K steps in one batched pass."""
+        self._require_likelihood()
+        chain = self._check_chain(stored)
+        n, k = chain.shape[0], self.num_steps
+        out = self.backbone(obs)
+        context, context_mask = self.expert.context(out)
+        x_t = chain[:, :-1].flatten(0, 1)  # [N*K, H, A], sample-major
+        x_next = chain[:, 1:].flatten(0, 1)
+        t = time_grid(k, chain.device)[:-1].repeat(n)
+        velocity, hidden = self.expert(
+            x_t, t, context.repeat_interleave(k, 0), context_mask.repeat_interleave(k, 0)
+        )
+        mean, std = self._transition(x_t, velocity, hidden, t)
+        step_logprob = gaussian_log_density(x_next, mean, std).unflatten(0, (n, k))
+        step_entropy = gaussian_entropy(std).unflatten(0, (n, k))
+        stochastic = self._stochastic_steps(stored, n, chain.device)[:, :, None, None]
+        x_1 = chain[:, 0]
+        prior = gaussian_log_density(x_1, torch.zeros_like(x_1), torch.ones_like(x_1))
+        logprob = prior + torch.where(stochastic, step_logprob, 0.0).sum(dim=1)
+        prior_entropy = 0.5 * (LOG_2PI + 1.0)
+        entropy = prior_entropy + torch.where(stochastic, step_entropy, 0.0).sum(dim=1)
+        return EvalOutput(logprob=logprob, entropy=entropy, value=self._value_from(out.pooled))
+
+    def _check_chain(self, stored: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "chain" not in stored:
+            raise ConfigError(
+                "stored data has no 'chain'; pass the `stored` dict that act() returned "
+                f"(keys present: {sorted(stored)})"
+            )
+        chain = stored["chain"].to(self.device).float()
+        expected = (self.num_steps + 1, self.action_horizon, self.action_dim)
+        if chain.dim() != 4 or tuple(chain.shape[1:]) != expected:
+            raise ConfigError(
+                f"stored chain has shape {tuple(chain.shape)}, expected [N, {expected[0]}, "
+                f"{expected[1]}, {expected[2]}]; the rollout used a different "
+                "model.num_denoise_steps / action_horizon than the learner"
+            )
+        return chain
+
+    def _stochastic_steps(
+        self, stored: dict[str, torch.Tensor], n: int, device: torch.device
+    ) -> torch.Tensor:
+        """[N, K] bool: which denoising steps were sampled (the rest were ODE steps)."""
+        if not self._one_step():
+            return torch.ones(n, self.num_steps, dtype=torch.bool, device=device)
+        if "sde_step" not in stored:
+            raise ConfigError(
+                "model.sde_mode=one needs stored['sde_step'] from act(); the rollout was made "
+                "with a different sampler setting than the learner"
+            )
+        steps = torch.arange(self.num_steps, device=device)
+        return stored["sde_step"].to(device)[:, None] == steps[None, :]
+
+    # ----- supervised training -----------------------------------------------------------------
+
+    def bc_loss(
+        self,
+        obs: dict[str, object],
+        action_chunk: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Flow-matching loss: regress v_theta(x_t, t) onto noise - action at a random t."""
+        action = self.normalizer.normalize_action(self._check_action_chunk(action_chunk))
+        n = action.shape[0]
+        out = self.backbone(obs)
+        context, context_mask = self.expert.context(out)
+        alpha, beta = self.config.bc_time_beta
+        draw = torch.distributions.Beta(alpha, beta).sample((n,)).to(action.device)
+        t = self.config.bc_time_min + (1.0 - self.config.bc_time_min) * draw
+        noise = torch.randn_like(action)
+        t3 = t[:, None, None]
+        x_t = t3 * noise + (1.0 - t3) * action
+        velocity, _ = self.expert(x_t, t, context, context_mask)
+        loss = masked_mean((velocity - (noise - action)) ** 2, mask)
+        return loss, {"bc_loss": float(loss.detach())}

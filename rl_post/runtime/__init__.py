@@ -1,0 +1,1 @@
+"""Runtime: collection of segments from rollout workers, in-process or through Ray."""

@@ -1,0 +1,186 @@
+"""Builds the rollout side of a run (env shards, rollout workers) in-process or on Ray.
+
+The layout is the same at every scale: `runtime.num_rollout_workers` workers, each owning
+`runtime.pipeline_stages` env shards; only device placement and the env backend differ on GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rl_post.actors.env_worker import EnvShard, LocalEnvHandle, RayEnvHandle, env_worker_actor_class
+from rl_post.actors.rollout_worker import RolloutWorker
+from rl_post.config import ConfigError
+from rl_post.envs.spec import ObsSpec
+
+
+@dataclass(frozen=True)
+class RolloutLayout:
+    num_workers: int
+    stages: int
+    envs_per_worker: int
+    envs_per_shard: int
+    seed_stride: int
+
+    def shard_seed_offset(self, worker: int, stage: int) -> int:
+        return (worker * self.stages + stage) * self.seed_stride
+
+
+def plan_layout(num_envs: int, group_size: int, runtime_cfg: DictConfig) -> RolloutLayout:
+    workers = int(runtime_cfg.num_rollout_workers)
+    if num_envs % group_size != 0:
+        raise ConfigError(
+            f"env.num_envs={num_envs} is not divisible by the group size {group_size}; "
+            f"use a multiple of {group_size} (e.g. env.num_envs={group_size * max(1, num_envs // group_size)})"
+        )
+    if workers < 1 or num_envs % workers != 0 or (num_envs // workers) % group_size != 0:
+        raise ConfigError(
+            f"env.num_envs={num_envs} cannot be split evenly over runtime.num_rollout_workers={workers} "
+            f"with whole groups of {group_size}; choose num_envs as a multiple of workers x group size"
+        )
+    per_worker = num_envs // workers
+    stages = max(1, int(runtime_cfg.pipeline_stages))
+    # A shard must hold whole groups (a group resets together); fall back to fewer stages if not.
+    while stages > 1 and (per_worker % stages != 0 or (per_worker // stages) % group_size != 0):
+        stages -= 1
+    return RolloutLayout(workers, stages, per_worker, per_worker // stages, int(runtime_cfg.env_seed_stride))
+
+
+def rollout_device(runtime_cfg: DictConfig) -> str:
+    wanted = str(runtime_cfg.placement.rollout_device)
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("runtime.placement.rollout_device=cuda but CUDA is not available; use cpu or auto")
+    return wanted
+
+
+def _make_worker(
+    policy: torch.nn.Module,
+    shard_factory: Any,
+    layout: RolloutLayout,
+    worker_index: int,
+    total_envs: int,
+    cfg: DictConfig,
+    device: str,
+) -> RolloutWorker:
+    return RolloutWorker(
+        policy=policy,
+        shard_factory=shard_factory,
+        shard_sizes=[layout.envs_per_shard] * layout.stages,
+        execute_steps=int(cfg.model.execute_steps),
+        group_size=int(cfg.env.group_size),
+        global_env_offset=worker_index * layout.envs_per_worker,
+        total_envs=total_envs,
+        device=device,
+        seed=int(cfg.seed) * 1000 + worker_index,
+    )
+
+
+def build_local_workers(cfg: DictConfig, spec: ObsSpec, layout: RolloutLayout, weights: dict) -> list[RolloutWorker]:
+    from rl_post.models.factory import build_policy
+
+    device = rollout_device(cfg.runtime)
+    workers = []
+    for w in range(layout.num_workers):
+
+        def factory(stage: int, w: int = w) -> LocalEnvHandle:
+            return LocalEnvHandle(EnvShard(cfg.env, layout.envs_per_shard, layout.shard_seed_offset(w, stage)))
+
+        policy = build_policy(cfg.model, spec)
+        policy.load_state_dict(weights)
+        workers.append(_make_worker(policy, factory, layout, w, int(cfg.env.num_envs), cfg, device))
+    return workers
+
+
+class RolloutActor:
+    """Ray shell over RolloutWorker: builds its policy and its EnvWorker actors in its own process."""
+
+    def __init__(self, cfg_dict: dict, spec: ObsSpec, layout: RolloutLayout, worker_index: int, weights: dict):
+        from rl_post.models.factory import build_policy
+
+        torch.set_num_threads(max(1, int(cfg_dict["runtime"]["torch_threads"])))
+        cfg = OmegaConf.create(cfg_dict)
+        placement = cfg.runtime.placement
+        env_actor = env_worker_actor_class(float(placement.env_worker_num_cpus), float(placement.env_worker_num_gpus))
+
+        def factory(stage: int) -> RayEnvHandle:
+            offset = layout.shard_seed_offset(worker_index, stage)
+            return RayEnvHandle(env_actor.remote(cfg.env, layout.envs_per_shard, offset))
+
+        policy = build_policy(cfg.model, spec)
+        policy.load_state_dict(weights)
+        device = rollout_device(cfg.runtime)
+        self.worker = _make_worker(policy, factory, layout, worker_index, int(cfg.env.num_envs), cfg, device)
+
+    def collect_segment(self, num_steps: int, reset: bool) -> Any:
+        return self.worker.collect_segment(num_steps, reset)
+
+    def set_weights(self, version: int, state: dict) -> int:
+        return self.worker.set_weights(version, state)
+
+    def state(self) -> dict:
+        return self.worker.state()
+
+    def load_state(self, state: dict) -> None:
+        self.worker.load_state(state)
+
+    def pop_events(self) -> list[str]:
+        return self.worker.pop_events()
+
+    def ready(self) -> bool:
+        return all(shard.wait(shard.submit("ping")) for shard in self.worker.shards)
+
+    def env_actor_ids(self) -> list[Any]:
+        return [shard.actor for shard in self.worker.shards]  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+def init_ray(runtime_cfg: DictConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    ray_cfg = runtime_cfg.ray
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs: dict[str, Any] = {
+        "include_dashboard": bool(ray_cfg.include_dashboard),
+        "log_to_driver": bool(ray_cfg.log_to_driver),
+        "ignore_reinit_error": True,
+    }
+    if ray_cfg.address:
+        kwargs["address"] = str(ray_cfg.address)
+    else:
+        kwargs["num_cpus"] = int(ray_cfg.num_cpus) if ray_cfg.num_cpus else max(2, os.cpu_count() or 2)
+    # The package must be importable in every worker process, including those Ray starts itself.
+    kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": _package_root(), "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}}
+    ray.init(**kwargs)
+
+
+def _package_root() -> str:
+    import rl_post
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(rl_post.__file__)))
+    existing = os.environ.get("PYTHONPATH", "")
+    return f"{root}:{existing}" if existing else root
+
+
+def build_ray_actors(cfg: DictConfig, spec: ObsSpec, layout: RolloutLayout, weights: dict) -> list[Any]:
+    import ray
+
+    placement = cfg.runtime.placement
+    actor_cls = ray.remote(
+        num_cpus=float(placement.rollout_worker_num_cpus),
+        num_gpus=float(placement.rollout_worker_num_gpus),
+        max_concurrency=2,
+    )(RolloutActor)
+    cfg_dict = OmegaConf.to_container(cfg, resolve=True)
+    weights_ref = ray.put(weights)
+    return [actor_cls.remote(cfg_dict, spec, layout, w, weights_ref) for w in range(layout.num_workers)]

@@ -1,0 +1,117 @@
+"""Gathers the segments of one update from the rollout pool, in sync or async mode.
+
+sync:  launch collection on every worker with the current weights, wait, return (fully on-policy).
+async: every worker always has one collection in flight; a worker whose segment is taken is relaunched
+       at once, so collection of the next batch overlaps the learner's update of this one. Decisions
+       produced by weights older than `max_staleness` versions are masked out and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rl_post.data.segment import Segment
+
+
+@dataclass
+class GatherResult:
+    segments: list[Segment]
+    worker_timings: list[dict[str, float]]
+    wait_s: float
+    stale_dropped: int
+    max_lag: int
+    events: list[str] = field(default_factory=list)
+
+
+def mask_stale(segment: Segment, current_version: int, max_staleness: int) -> tuple[int, int]:
+    """Deactivate decisions older than `max_staleness` versions; returns (dropped, max lag seen)."""
+    lag = current_version - segment.version
+    stale = (lag > max_staleness) & segment.active
+    segment.active = segment.active & ~stale
+    return int(stale.sum()), int(lag.max()) if lag.numel() else 0
+
+
+class SegmentCollector:
+    def __init__(self, pool: Any, steps_per_segment: int, reset_each_segment: bool, mode: str, max_staleness: int):
+        if mode not in {"sync", "async"}:
+            raise ValueError(f"collector mode must be sync or async, got {mode!r}")
+        self.pool = pool
+        self.steps_per_segment = steps_per_segment
+        self.reset_each_segment = reset_each_segment
+        self.mode = mode
+        self.max_staleness = max_staleness if mode == "async" else 0
+        self._in_flight: list[Any] = [None] * len(pool)
+        self._first = True
+
+    def _launch(self, index: int) -> None:
+        reset = self.reset_each_segment or self._first
+        self._in_flight[index] = self.pool.submit_collect(index, self.steps_per_segment, reset)
+
+    def gather(self, current_version: int) -> GatherResult:
+        start = time.perf_counter()
+        for i in range(len(self.pool)):
+            if self._in_flight[i] is None:
+                self._launch(i)
+        self._first = False
+        results: list[tuple[Segment, dict[str, float]] | None] = [None] * len(self.pool)
+        while any(r is None for r in results):
+            for i in self.pool.ready(self._in_flight):
+                results[i] = self.pool.result(self._in_flight[i])
+                self._in_flight[i] = None
+                if self.mode == "async":
+                    self._launch(i)
+        wait_s = time.perf_counter() - start
+        segments = [r[0] for r in results if r is not None]
+        timings = [r[1] for r in results if r is not None]
+        dropped, max_lag = 0, 0
+        for segment in segments:
+            d, lag = mask_stale(segment, current_version, self.max_staleness)
+            dropped += d
+            max_lag = max(max_lag, lag)
+        events = [e for batch in self.pool.call("pop_events") for e in batch]
+        return GatherResult(segments, timings, wait_s, dropped, max_lag, events)
+
+    def drain(self) -> None:
+        """Wait for in-flight collections (before checkpointing or shutdown) and discard them."""
+        for i, pending in enumerate(self._in_flight):
+            if pending is not None:
+                try:
+                    self.pool.result(pending)
+                except Exception:  # noqa: BLE001 - draining on shutdown; the run is ending anyway
+                    pass
+                self._in_flight[i] = None
+        self._first = True
+
+
+def merge_segments(segments: list[Segment]) -> Segment:
+    """Concatenate segments of equal length along the env axis."""
+    if len(segments) == 1:
+        return segments[0]
+    first = segments[0]
+
+    def cat(name: str) -> torch.Tensor:
+        return torch.cat([getattr(s, name) for s in segments], dim=1)
+
+    return Segment(
+        obs={k: torch.cat([s.obs[k] for s in segments], dim=1) for k in first.obs},
+        instructions=[text for s in segments for text in s.instructions],
+        actions=cat("actions"),
+        stored={k: torch.cat([s.stored[k] for s in segments], dim=1) for k in first.stored},
+        logprob=cat("logprob"),
+        value=cat("value"),
+        reward=cat("reward"),
+        terminated=cat("terminated"),
+        truncated=cat("truncated"),
+        active=cat("active"),
+        bootstrap_value=cat("bootstrap_value"),
+        last_value=torch.cat([s.last_value for s in segments]),
+        version=cat("version"),
+        group_id=cat("group_id"),
+        success=cat("success"),
+        steps=cat("steps"),
+        episodes=[e for s in segments for e in s.episodes],
+    )

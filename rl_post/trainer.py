@@ -1,0 +1,357 @@
+"""The driver loop of `rl-post train`.
+
+Reads top to bottom like a single-controller RL loop: collect, score, compute advantages, update,
+push weights, log, evaluate, checkpoint. `runtime.mode=async` runs the same steps with collection
+of the next batch overlapping the update of this one; `runtime.use_ray=false` runs every component
+in this process (the serial debug mode).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from rl_post.config import ConfigError
+from rl_post.data.segment import Segment
+from rl_post.run_dir import existing_run_dir, new_run_dir, write_config
+from rl_post.run_logger import RunLogger
+from rl_post.runtime.batch import advantage_inputs, batch_size, flatten_batch
+from rl_post.runtime.build import (
+    build_local_workers,
+    build_ray_actors,
+    init_ray,
+    plan_layout,
+)
+from rl_post.runtime.collector import GatherResult, SegmentCollector, merge_segments
+from rl_post.runtime.rollout_pool import LocalRolloutPool, RayRolloutPool
+
+TRAINER_STATE_FILE = "trainer_state.pt"
+
+
+def prepare_config(cfg: DictConfig) -> DictConfig:
+    """Derive the settings that follow from the algorithm, and reject bad combinations early,
+    before any process or actor starts."""
+    from rl_post.algorithms.registry import ALGORITHMS, validate_algo_cfg
+    from rl_post.envs.registry import validate_env_cfg
+
+    cfg = cfg.copy()
+    validate_algo_cfg(cfg.algo)
+    spec = ALGORITHMS[str(cfg.algo.name)]
+    execute = int(cfg.model.execute_steps)
+    if execute < 1 or execute > int(cfg.model.action_horizon):
+        raise ConfigError(
+            f"model.execute_steps={execute} must be between 1 and model.action_horizon={cfg.model.action_horizon}"
+        )
+    with open_dict(cfg):
+        group_size = int(cfg.algo.group_size)
+        uses_groups = spec.uses_groups
+        cfg.env.group_size = group_size if uses_groups else 1
+        if uses_groups:
+            # A group must start from one initial state and its trajectories must be complete to be
+            # compared, so group methods collect whole, synchronized episodes.
+            cfg.env.reset_mode = "synchronized"
+        reset_each = cfg.train.reset_each_segment
+        cfg.train.reset_each_segment = bool(uses_groups) if reset_each == "auto" else bool(reset_each)
+        steps = cfg.train.steps_per_segment
+        if steps == "auto":
+            steps = math.ceil(int(cfg.env.max_episode_steps) / execute) if uses_groups else 8
+        cfg.train.steps_per_segment = int(steps)
+    validate_env_cfg(cfg.env)
+    plan_layout(int(cfg.env.num_envs), int(cfg.env.group_size), cfg.runtime)
+    if int(cfg.train.iterations) < 1:
+        raise ConfigError(f"train.iterations={cfg.train.iterations} must be >= 1")
+    return cfg
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def episode_metrics(segment: Segment) -> dict[str, float]:
+    episodes = segment.episodes
+    metrics: dict[str, float] = {"rollout/episodes": float(len(episodes))}
+    if episodes:
+        metrics["rollout/success_rate"] = float(np.mean([e.success_once for e in episodes]))
+        metrics["rollout/success_at_end"] = float(np.mean([e.success_at_end for e in episodes]))
+        metrics["rollout/episode_return"] = float(np.mean([e.episode_return for e in episodes]))
+        metrics["rollout/episode_length"] = float(np.mean([e.length for e in episodes]))
+    active = segment.active.float()
+    metrics["rollout/decision_reward"] = float((segment.reward * active).sum() / active.sum().clamp(min=1))
+    return metrics
+
+
+def time_breakdown(gather: GatherResult, learner_s: float, sync_s: float, iteration_s: float) -> dict[str, float]:
+    """Seconds per phase in this iteration. Rollout phases are summed over workers (they run in their
+    own processes); idle is the driver's wait for segments that no other driver phase explains."""
+    sim = sum(t["sim_wait_s"] for t in gather.worker_timings)
+    inference = sum(t["inference_s"] for t in gather.worker_timings)
+    swap = sum(t["weight_swap_s"] for t in gather.worker_timings)
+    return {
+        "time/sim_s": sim,
+        "time/inference_s": inference,
+        "time/learner_s": learner_s,
+        "time/weight_sync_s": sync_s + swap,
+        "time/driver_wait_s": gather.wait_s,
+        "time/idle_s": max(0.0, iteration_s - gather.wait_s - learner_s - sync_s),
+        "time/iteration_s": iteration_s,
+    }
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig):
+        from rl_post.envs.factory import obs_spec_for
+        from rl_post.learner import build_learner
+        from rl_post.models.checkpoint import load_policy
+        from rl_post.models.factory import build_policy
+
+        self.resume_dir = existing_run_dir(cfg.resume) if cfg.resume else None
+        if self.resume_dir is not None:
+            cfg = self._merge_resume_config(cfg, self.resume_dir)
+        self.cfg = cfg = prepare_config(cfg)
+        self.spec = obs_spec_for(cfg.env)
+        policy = build_policy(cfg.model, self.spec)
+        if cfg.init_from and self.resume_dir is None:
+            loaded = load_policy(str(cfg.init_from), expect_config=cfg.model, spec=self.spec)
+            policy.load_state_dict(loaded.state_dict())
+        self.eval_policy = build_policy(cfg.model, self.spec)
+        self.eval_policy.load_state_dict(policy.state_dict())
+        seed_everything(int(cfg.seed))
+
+        self.run_dir = self.resume_dir or new_run_dir(str(cfg.output_root), str(cfg.name))
+        write_config(self.run_dir, cfg, "config.yaml" if self.resume_dir is None else "config.resume.yaml")
+        (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+
+        self.learner = build_learner(policy, cfg, self.spec)
+        self.layout = plan_layout(int(cfg.env.num_envs), int(cfg.env.group_size), cfg.runtime)
+        weights = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
+        if bool(cfg.runtime.use_ray):
+            init_ray(cfg.runtime)
+            actors = build_ray_actors(cfg, self.spec, self.layout, weights)
+            self._wait_for_actors(actors, float(cfg.runtime.startup_timeout_s))
+            self.pool: Any = RayRolloutPool(actors)
+        else:
+            self.pool = LocalRolloutPool(build_local_workers(cfg, self.spec, self.layout, weights))
+        self.collector = SegmentCollector(
+            self.pool,
+            steps_per_segment=int(cfg.train.steps_per_segment),
+            reset_each_segment=bool(cfg.train.reset_each_segment),
+            mode=str(cfg.runtime.mode),
+            max_staleness=int(cfg.runtime.max_staleness),
+        )
+        self.iteration = 0
+        self.version = 0
+        self.env_steps = 0
+        self.wall_s = 0.0
+        if self.resume_dir is not None:
+            self._load_latest_checkpoint()
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def run(self) -> int:
+        cfg = self.cfg
+        total = int(cfg.train.iterations)
+        logger = RunLogger(
+            self.run_dir, cfg.logger, OmegaConf.to_container(cfg, resolve=True), total, self.iteration, str(cfg.name)
+        )
+        logger.message(f"rl-post train: outputs in {self.run_dir}")
+        try:
+            while self.iteration < total:
+                start = time.perf_counter()
+                gather = self.collector.gather(self.version)  # 1. collect
+                segment = merge_segments(gather.segments)
+                self._score(segment)  # 2. score (rewards are the env's unless a reward model is set)
+                from rl_post.algorithms.objective import compute_advantages
+
+                adv = compute_advantages(advantage_inputs(segment), cfg.algo)  # 3. advantages
+                batch = flatten_batch(segment, adv["advantages"], adv["returns"], adv["mask"])
+                learner_start = time.perf_counter()
+                update_stats = self.learner.update(batch) if batch_size(batch) > 0 else {"skipped_update": 1.0}
+                learner_s = time.perf_counter() - learner_start  # 4. update
+                sync_start = time.perf_counter()
+                if batch_size(batch) > 0:
+                    self.version += 1
+                    self.pool.push_weights(self.version, self.learner.policy_state())  # 5. push weights
+                sync_s = time.perf_counter() - sync_start
+                self.iteration += 1
+                iteration_s = time.perf_counter() - start
+                self.wall_s += iteration_s
+                steps = int(segment.steps.sum())
+                self.env_steps += steps
+                metrics = {
+                    **episode_metrics(segment),
+                    **{f"adv/{k}": v for k, v in adv["stats"].items()},
+                    **{f"learner/{k}": v for k, v in update_stats.items()},
+                    **time_breakdown(gather, learner_s, sync_s, iteration_s),
+                    "rollout/policy_lag_max": float(gather.max_lag),
+                    "rollout/stale_dropped": float(gather.stale_dropped),
+                    "learner/batch_size": float(batch_size(batch)),
+                    "perf/env_steps": float(self.env_steps),
+                    "perf/env_steps_per_s": steps / max(iteration_s, 1e-9),
+                    "perf/wall_s": self.wall_s,
+                    "version": float(self.version),
+                }
+                for event in gather.events:
+                    logger.message(f"[event] {event}")
+                metrics["events"] = len(gather.events)
+                if self._due(cfg.eval.every):  # 6. evaluate
+                    metrics.update(self.evaluate())
+                logger.log(self.iteration, metrics)  # 7. log
+                logger.progress(self.iteration, metrics)
+                if self._due(cfg.checkpoint.every):  # 8. checkpoint
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            logger.message("interrupted: writing a final checkpoint")
+            self.collector.drain()
+            self.save_checkpoint()
+            logger.close()
+            self.close()
+            return 130
+        self.collector.drain()
+        if not (self.run_dir / "checkpoints" / self._checkpoint_name(self.iteration)).exists():
+            self.save_checkpoint()
+        logger.close()
+        self.close()
+        print(f"rl-post train: done; outputs in {self.run_dir}")
+        return 0
+
+    def _due(self, every: int) -> bool:
+        every = int(every)
+        return (every > 0 and self.iteration % every == 0) or self.iteration == int(self.cfg.train.iterations)
+
+    def _score(self, segment: Segment) -> None:
+        """Hook for reward models; the environment's reward is used as is by default."""
+
+    # ---- evaluation ---------------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        from rl_post.eval.run import evaluate_policy
+
+        cfg = self.cfg
+        if int(cfg.eval.episodes) <= 0:
+            return {}
+        self.eval_policy.load_state_dict(self.learner.policy_state())
+        seeds = [int(cfg.eval.seed_base) + i for i in range(int(cfg.eval.episodes))]
+        report = evaluate_policy(
+            self.eval_policy,
+            cfg.env,
+            seeds=seeds,
+            mode=str(cfg.eval.mode),
+            num_envs=min(int(cfg.eval.num_envs), len(seeds)),
+        )
+        overall = report["overall"]
+        return {
+            "eval/success_rate": float(overall["success_rate"]),
+            "eval/ci_low": float(overall["ci_low"]),
+            "eval/ci_high": float(overall["ci_high"]),
+            "eval/episode_length": float(overall.get("mean_length", float("nan"))),
+        }
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    @staticmethod
+    def _checkpoint_name(iteration: int) -> str:
+        return f"iter_{iteration:06d}"
+
+    def save_checkpoint(self) -> Path:
+        from rl_post.models.checkpoint import save_policy
+
+        target = self.run_dir / "checkpoints" / self._checkpoint_name(self.iteration)
+        partial = target.with_name(target.name + ".partial")
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+        self.eval_policy.load_state_dict(self.learner.policy_state())
+        save_policy(self.eval_policy, partial / "policy", extra_meta={"iteration": self.iteration})
+        self.learner.save(partial / "learner")
+        state = {
+            "iteration": self.iteration,
+            "version": self.version,
+            "env_steps": self.env_steps,
+            "wall_s": self.wall_s,
+            "rollout": self.pool.call("state"),
+            "rng": rng_state(),
+        }
+        torch.save(state, partial / TRAINER_STATE_FILE)
+        if target.exists():
+            shutil.rmtree(target)
+        partial.rename(target)  # a checkpoint directory is complete or absent, never half-written
+        self._prune_checkpoints()
+        return target
+
+    def _prune_checkpoints(self) -> None:
+        keep = int(self.cfg.checkpoint.keep_last)
+        found = sorted(p for p in (self.run_dir / "checkpoints").glob("iter_*") if not p.name.endswith(".partial"))
+        for old in found[:-keep] if keep > 0 else []:
+            shutil.rmtree(old)
+
+    def _load_latest_checkpoint(self) -> None:
+        found = sorted(p for p in (self.run_dir / "checkpoints").glob("iter_*") if not p.name.endswith(".partial"))
+        if not found:
+            raise ConfigError(f"resume={self.run_dir}: no checkpoint under {self.run_dir / 'checkpoints'}")
+        latest = found[-1]
+        self.learner.load(latest / "learner")
+        state = torch.load(latest / TRAINER_STATE_FILE, weights_only=False)
+        self.iteration = int(state["iteration"])
+        self.version = int(state["version"])
+        self.env_steps = int(state["env_steps"])
+        self.wall_s = float(state["wall_s"])
+        set_rng_state(state["rng"])
+        self.pool.push_weights(self.version, self.learner.policy_state())
+        for worker_state, index in zip(state["rollout"], range(len(self.pool)), strict=True):
+            self._load_worker_state(index, worker_state)
+
+    def _load_worker_state(self, index: int, worker_state: dict) -> None:
+        worker = self.pool.workers[index]
+        if hasattr(worker, "load_state") and not hasattr(worker.load_state, "remote"):
+            worker.load_state(worker_state)
+        else:
+            import ray
+
+            ray.get(worker.load_state.remote(worker_state))
+
+    @staticmethod
+    def _merge_resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
+        """A resumed run keeps its recorded config; only the iteration budget may be raised."""
+        saved = OmegaConf.load(run_dir / "config.yaml")
+        with open_dict(saved):
+            saved.resume = str(run_dir)
+            saved.train.iterations = max(int(cfg.train.iterations), int(saved.train.iterations))
+        return saved  # type: ignore[return-value]
+
+    def _wait_for_actors(self, actors: list[Any], timeout_s: float) -> None:
+        import ray
+
+        try:
+            ray.get([a.ready.remote() for a in actors], timeout=timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise RuntimeError(
+                f"rollout workers did not start within runtime.startup_timeout_s={timeout_s:g}s; check "
+                "`ray status` for missing CPU/GPU resources (runtime.placement.*_num_cpus/_num_gpus)"
+            ) from None
+
+    def close(self) -> None:
+        self.pool.close()
+        if hasattr(self.learner, "close"):
+            self.learner.close()
+
+
+def train_main(cfg: DictConfig) -> int:
+    trainer = Trainer(cfg)
+    return trainer.run()
