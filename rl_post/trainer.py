@@ -25,6 +25,7 @@ from rl_post.run_dir import existing_run_dir, new_run_dir, write_config
 from rl_post.run_logger import RunLogger
 from rl_post.runtime.batch import advantage_inputs, batch_size, flatten_batch
 from rl_post.runtime.build import (
+    build_learner,
     build_local_workers,
     build_ray_actors,
     init_ray,
@@ -49,6 +50,11 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     if execute < 1 or execute > int(cfg.model.action_horizon):
         raise ConfigError(
             f"model.execute_steps={execute} must be between 1 and model.action_horizon={cfg.model.action_horizon}"
+        )
+    if spec.uses_critic and not bool(cfg.model.value_head):
+        raise ConfigError(
+            f"algo={cfg.algo.name} trains a critic but model.value_head=false; "
+            "set model.value_head=true or use a critic-free algorithm (algo=grpo or algo=rloo)"
         )
     with open_dict(cfg):
         group_size = int(cfg.algo.group_size)
@@ -120,7 +126,6 @@ def time_breakdown(gather: GatherResult, learner_s: float, sync_s: float, iterat
 class Trainer:
     def __init__(self, cfg: DictConfig):
         from rl_post.envs.factory import obs_spec_for
-        from rl_post.learner import build_learner
         from rl_post.models.checkpoint import load_policy
         from rl_post.models.factory import build_policy
 
@@ -247,7 +252,7 @@ class Trainer:
         cfg = self.cfg
         if int(cfg.eval.episodes) <= 0:
             return {}
-        self.eval_policy.load_state_dict(self.learner.policy_state())
+        self.eval_policy.load_state_dict(self.learner.policy_state(), strict=False)
         seeds = [int(cfg.eval.seed_base) + i for i in range(int(cfg.eval.episodes))]
         report = evaluate_policy(
             self.eval_policy,
@@ -277,7 +282,7 @@ class Trainer:
         if partial.exists():
             shutil.rmtree(partial)
         partial.mkdir(parents=True)
-        self.eval_policy.load_state_dict(self.learner.policy_state())
+        self.eval_policy.load_state_dict(self.learner.policy_state(), strict=False)
         save_policy(self.eval_policy, partial / "policy", extra_meta={"iteration": self.iteration})
         self.learner.save(partial / "learner")
         state = {

@@ -25,6 +25,12 @@ class AlgoSpec:
     uses_critic: bool  # needs a value head and the value loss
     summary: str
 
+    @property
+    def uses_groups(self) -> bool:
+        """Compares trajectories of G sub-envs that share an initial state (needs whole,
+        synchronized episodes in each segment)."""
+        return self.advantage in GROUP_ADVANTAGES
+
 
 ALGORITHMS: dict[str, AlgoSpec] = {}
 

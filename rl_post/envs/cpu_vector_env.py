@@ -126,7 +126,9 @@ class CpuVectorEnv(ChunkedVectorEnv):
     # -- process plumbing ----------------------------------------------------------------------
     def _stack_obs(self, rows: list[dict[str, np.ndarray]]) -> TensorObs:
         state_dim = self.spec.state_dim
-        out = {"state": torch.stack([pad_state(torch.from_numpy(r["state"]), state_dim) for r in rows])}
+        out = {
+            "state": torch.stack([pad_state(torch.from_numpy(r["state"]), state_dim) for r in rows])
+        }
         if "rgb" in rows[0]:
             out["rgb"] = torch.from_numpy(np.stack([r["rgb"] for r in rows]))
         return out

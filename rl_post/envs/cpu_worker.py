@@ -13,12 +13,12 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
-import torch
-
 # Imported at module level so a forkserver that preloads this module has ManiSkill imported
 # already and forked workers start in about a second instead of re-importing everything.
 import mani_skill.envs  # noqa: F401
+import numpy as np
+import torch
+
 from rl_post.envs.maniskill_env import (
     current_obs,
     describe_env,

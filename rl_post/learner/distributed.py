@@ -75,6 +75,8 @@ def ensure_process_group(backend: str, rank: int, world_size: int, master_addr: 
     set_env_defaults(rank, world_size, master_addr, None)
     import deepspeed
 
+    _skip_shm_comm_build()
+
     deepspeed.init_distributed(
         dist_backend=backend,
         auto_mpi_discovery=False,
@@ -82,3 +84,12 @@ def ensure_process_group(backend: str, rank: int, world_size: int, master_addr: 
         rank=rank,
         world_size=world_size,
     )
+
+
+def _skip_shm_comm_build() -> None:
+    """DeepSpeed's CPU backend JIT-compiles a shared-memory all-reduce op on first use (~55 s on
+    2 cores, once per machine). Only `inference_all_reduce` uses it; training collectives go
+    through the torch process group, so we mark the op unavailable and DeepSpeed falls back."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False

@@ -18,7 +18,9 @@ NEVER_PRINT_STEPS = 2**31 - 1
 
 def require(cfg: Mapping[str, Any], key: str, section: str) -> Any:
     if key not in cfg or cfg[key] is None:
-        raise ConfigError(f"missing config key '{section}.{key}'; set it in configs/{section}/*.yaml")
+        raise ConfigError(
+            f"missing config key '{section}.{key}'; set it in configs/{section}/*.yaml"
+        )
     return cfg[key]
 
 

@@ -15,6 +15,7 @@ statistics over the batch, e.g. advantage normalisation, inside the loss).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -159,6 +160,7 @@ class Learner:
         self._zero_stage = int(ds_config["zero_optimization"]["stage"])
         self._generator = torch.Generator().manual_seed(int(learner_cfg.get("shuffle_seed", 0)))
         self.num_updates = 0  # optimizer steps taken
+        self._last_grad_norm = math.nan
         self.num_update_calls = 0
 
     # ---------------------------------------------------------------- update
@@ -177,6 +179,7 @@ class Learner:
         self._apply_plan(plan)
         self.engine.train()
         sums: dict[str, float] = {}
+        weights: dict[str, float] = {}
         grad_norms: list[float] = []
         skipped = 0
         for _ in range(self._epochs):
@@ -193,13 +196,20 @@ class Learner:
                     share = float(micro_mask.sum() / mb_weight)
                     stats = self._micro_step(batch, index, micro_mask, share, micro, plan)
                     for key, value in stats.items():
-                        sums[key] = sums.get(key, 0.0) + value * share
-                norm = self.engine.get_global_grad_norm()
+                        weights[key] = weights.get(key, 0.0) + (
+                            share if math.isfinite(value) else 0.0
+                        )
+                        if math.isfinite(value):
+                            sums[key] = sums.get(key, 0.0) + value * share
+                norm = (
+                    self._last_grad_norm
+                    if self._zero_stage == 0
+                    else self.engine.get_global_grad_norm()
+                )
                 if norm is not None:
                     grad_norms.append(float(norm))
                 self.num_updates += 1
-        steps = self._epochs * plan.num_minibatches - skipped
-        result = self._reduce_stats(sums, max(steps, 1))
+        result = self._reduce_stats(sums, weights)
         if grad_norms:
             result["grad_norm"] = sum(grad_norms) / len(grad_norms)
         for group in self.optimizer.param_groups:
@@ -243,7 +253,9 @@ class Learner:
                 if self.reference is not None
                 else None
             )
-            loss, raw_stats = self._loss_fn(new, micro_batch, self._algo_cfg, ref_logprob=ref_logprob)
+            loss, raw_stats = self._loss_fn(
+                new, micro_batch, self._algo_cfg, ref_logprob=ref_logprob
+            )
             scaled = loss * (share * self.world_size)
             stats = {k: float(v) for k, v in raw_stats.items()}
         else:
@@ -252,24 +264,31 @@ class Learner:
             outputs = [t for t in (logprob, entropy, value) if t is not None]
             scaled = sum(t.float().sum() for t in outputs) * 0.0
         self.engine.backward(scaled, scale_wrt_gas=False)
+        if self._zero_stage == 0 and micro == plan.grad_accum - 1:
+            # ZeRO-0 clips in place without keeping the norm; gradients are already averaged
+            # across ranks here (the boundary backward all-reduces), so every rank agrees.
+            grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
+            self._last_grad_norm = float(torch.nn.utils.get_total_norm(grads))
         self.engine.step()
         return stats
 
-    def _reduce_stats(self, sums: dict[str, float], steps: int) -> dict[str, float]:
-        """Each rank holds its share-weighted part of every minibatch statistic; the sum over
-        ranks is the minibatch value, then average over the optimizer steps."""
-        keys = sorted(sums)
+    def _reduce_stats(self, sums: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
+        """Weighted mean of each statistic over every micro-batch of every rank. A micro-batch
+        weighs its share of its minibatch's mask, so linear statistics (losses, entropy) are
+        exactly the minibatch values averaged over optimizer steps; non-finite values (e.g.
+        explained variance of a constant slice) are left out, nan only if none is finite."""
+        keys = sorted(weights)
         if self.world_size > 1:
             gathered: list[list[str]] = [[] for _ in range(self.world_size)]
             dist.all_gather_object(gathered, keys)
             keys = sorted({k for rank_keys in gathered for k in rank_keys})
-            values = torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64)
-            values = values.to(self.device)
+            packed = [sums.get(k, 0.0) for k in keys] + [weights.get(k, 0.0) for k in keys]
+            values = torch.tensor(packed, dtype=torch.float64, device=self.device)
             dist.all_reduce(values)
-            totals = dict(zip(keys, values.cpu().tolist(), strict=True))
-        else:
-            totals = sums
-        return {k: totals[k] / steps for k in keys}
+            totals = values.cpu().tolist()
+            sums = dict(zip(keys, totals[: len(keys)], strict=True))
+            weights = dict(zip(keys, totals[len(keys) :], strict=True))
+        return {k: sums.get(k, 0.0) / weights[k] if weights[k] > 0 else math.nan for k in keys}
 
     # ---------------------------------------------------------------- weights
     def policy_state(self) -> dict[str, torch.Tensor]:

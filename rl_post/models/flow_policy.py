@@ -53,7 +53,7 @@ class ActionExpert(nn.Module):
         self.context_proj = nn.Linear(cfg.d_model, width)
         self.action_in = nn.Linear(action_dim, width)
         # pi0: action and time embeddings are concatenated and mixed by an MLP
-        self.action_time_mlp = MLP(2 * width, width)
+        self.action_time_mlp = MLP(2 * width, width, width)
         self.position = nn.Parameter(torch.randn(cfg.action_horizon, width) * 0.02)
         self.blocks = nn.ModuleList(
             Block(width, cfg.num_heads, cfg.mlp_ratio, cross=True)

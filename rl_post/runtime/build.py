@@ -184,3 +184,37 @@ def build_ray_actors(cfg: DictConfig, spec: ObsSpec, layout: RolloutLayout, weig
     cfg_dict = OmegaConf.to_container(cfg, resolve=True)
     weights_ref = ray.put(weights)
     return [actor_cls.remote(cfg_dict, spec, layout, w, weights_ref) for w in range(layout.num_workers)]
+
+
+def build_learner(policy: torch.nn.Module, cfg: DictConfig, spec: ObsSpec) -> Any:
+    """One in-process DeepSpeed rank, or a group of Ray ranks in one torch.distributed group."""
+    num_ranks = int(cfg.learner.num_ranks)
+    if num_ranks <= 1:
+        from rl_post.learner.learner import Learner
+
+        return Learner(policy, cfg.algo, cfg.learner)
+    from rl_post.learner.group import LearnerGroup
+
+    init_ray(cfg.runtime)
+    weights = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    return LearnerGroup(
+        policy_factory=_PolicyFactory(model_cfg, spec, weights),
+        algo_cfg=OmegaConf.to_container(cfg.algo, resolve=True),
+        learner_cfg=OmegaConf.to_container(cfg.learner, resolve=True),
+        num_ranks=num_ranks,
+    )
+
+
+class _PolicyFactory:
+    """Picklable recipe for the policy each learner rank builds in its own process."""
+
+    def __init__(self, model_cfg: dict, spec: ObsSpec, weights: dict):
+        self.model_cfg, self.spec, self.weights = model_cfg, spec, weights
+
+    def __call__(self) -> torch.nn.Module:
+        from rl_post.models.factory import build_policy
+
+        policy = build_policy(OmegaConf.create(self.model_cfg), self.spec)
+        policy.load_state_dict(self.weights)
+        return policy

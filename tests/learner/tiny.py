@@ -1,4 +1,4 @@
-"""Tiny stand-ins for the learner tests: a Gaussian chunk policy with a value head, a fixed batch
+"""Tiny helpers for the learner tests: a Gaussian chunk policy with a value head, a fixed batch
 and the learner/algo config mappings (the learner group YAML itself, the algo keys inline)."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pytest
 import torch
 from omegaconf import OmegaConf
 from torch import nn
@@ -64,34 +63,18 @@ def make_batch(size: int = 24, seed: int = 1) -> dict:
 
 
 def algo_config(**overrides) -> dict:
-    cfg = {
-        "name": "ppo",
-        "advantage": "gae",
-        "gamma": 0.99,
-        "lam": 0.95,
-        "normalize_advantages": False,
-        "group_std_normalize": True,
-        "adv_eps": 1e-8,
-        "dynamic_sampling": {"enabled": False, "min_success_rate": 0.0, "max_success_rate": 1.0},
-        "clip_eps_low": 0.2,
-        "clip_eps_high": 0.2,
-        "dual_clip": None,
-        "logprob_level": "action",
-        "loss_agg": "token-mean",
-        "value_coef": 0.5,
-        "value_clip": None,
-        "huber_delta": None,
-        "entropy_coef": 0.01,
-        "kl_coef": 0.0,
-        "kl_estimator": "k3",
-        "update_epochs": 2,
-        "num_minibatches": 2,
-        "lr": 3e-3,
-        "value_lr": 1e-2,
-        "max_grad_norm": 1.0,
-        "weight_decay": 0.0,
-        "group_size": 1,
-    }
+    """configs/algo/ppo.yaml with the values these tests rely on pinned."""
+    cfg = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "algo" / "ppo.yaml"))
+    cfg.update(
+        update_epochs=2,
+        num_minibatches=2,
+        lr=3e-3,
+        value_lr=1e-2,
+        max_grad_norm=1.0,
+        entropy_coef=0.01,
+        kl_coef=0.0,
+        weight_decay=0.0,
+    )
     cfg.update(overrides)
     return cfg
 
@@ -109,8 +92,3 @@ def flat_params(module: nn.Module) -> torch.Tensor:
 
 def all_finite(stats: dict[str, float], allow_nan: tuple[str, ...] = ("kl",)) -> bool:
     return all(math.isfinite(v) for k, v in stats.items() if k not in allow_nan)
-
-
-@pytest.fixture
-def tiny_policy() -> TinyGaussianPolicy:
-    return TinyGaussianPolicy()

@@ -1,0 +1,167 @@
+"""Evaluation rollouts: every (task, seed) of a fixed suite runs exactly one episode.
+
+The vector env runs in synchronized reset mode, so a sub-env that finishes waits idle (its
+decisions are inactive) until the whole wave is done; then the next wave starts with explicit
+seeds. Each sub-env keeps its task (tasks cycle over sub-env indices), so jobs are queued per
+task and each wave hands every sub-env the next job of its own task. Sub-envs left without a job
+in the last wave replay a seed of their task and their result is ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from rl_post.config import ConfigError
+from rl_post.envs.settings import parse_env_settings
+from rl_post.envs.spec import EpisodeStats
+
+
+def eval_env_config(env_cfg: Any, num_envs: int) -> dict[str, Any]:
+    """The env config for evaluation: synchronized waves, one sub-env per group."""
+    from omegaconf import DictConfig, OmegaConf
+
+    raw = OmegaConf.to_container(env_cfg, resolve=True) if isinstance(env_cfg, DictConfig) else dict(env_cfg)
+    raw.update(num_envs=num_envs, reset_mode="synchronized", group_size=1)
+    return raw
+
+
+def plan_waves(
+    env_tasks: Sequence[str], jobs: Sequence[tuple[str, int]]
+) -> list[list[tuple[str, int] | None]]:
+    """Assign (task, seed) jobs to sub-envs wave by wave; None marks a sub-env without a job."""
+    queues: dict[str, deque[tuple[str, int]]] = {}
+    for job in jobs:
+        queues.setdefault(job[0], deque()).append(job)
+    missing = sorted(set(queues) - set(env_tasks))
+    if missing:
+        raise ValueError(f"no sub-env runs task(s) {missing}; env tasks are {sorted(set(env_tasks))}")
+    waves = []
+    while any(queues.values()):
+        wave: list[tuple[str, int] | None] = []
+        for task in env_tasks:
+            queue = queues.get(task)
+            wave.append(queue.popleft() if queue else None)
+        waves.append(wave)
+    return waves
+
+
+@torch.no_grad()
+def run_wave(
+    env: Any,
+    policy: Any,
+    seeds: list[int],
+    wanted: list[bool],
+    mode: str,
+    execute_steps: int,
+    max_decisions: int,
+    generator: torch.Generator | None,
+) -> dict[int, EpisodeStats]:
+    """Reset to `seeds`, act until every wanted sub-env finished once; episodes by sub-env."""
+    obs = env.reset(seeds=seeds)
+    finished: dict[int, EpisodeStats] = {}
+    for _ in range(max_decisions):
+        out = policy.act(obs, mode=mode, generator=generator)
+        result = env.step_chunk(out.actions.cpu(), execute_steps)
+        for episode in result.episodes:
+            if wanted[episode.env_index] and episode.env_index not in finished:
+                finished[episode.env_index] = episode
+        if all(finished.get(i) is not None for i, w in enumerate(wanted) if w):
+            return finished
+        obs = result.obs
+    raise RuntimeError(
+        f"evaluation wave did not finish within {max_decisions} decisions; the env should "
+        "truncate episodes at env.max_episode_steps"
+    )
+
+
+def check_policy_fits(policy: Any, spec: Any) -> None:
+    own = getattr(policy, "spec", None)
+    if own is None:
+        return
+    if (own.state_dim, own.action_dim, len(own.cameras)) != (
+        spec.state_dim,
+        spec.action_dim,
+        len(spec.cameras),
+    ):
+        raise ConfigError(
+            f"the policy was built for state_dim={own.state_dim}, action_dim={own.action_dim}, "
+            f"cameras={list(own.cameras)} but the eval env gives state_dim={spec.state_dim}, "
+            f"action_dim={spec.action_dim}, cameras={list(spec.cameras)}; evaluate with the env "
+            "settings (tasks, obs_mode, control_mode) the policy was trained with"
+        )
+
+
+def evaluate_policy(
+    policy: Any,
+    env_cfg: Any,
+    seeds: Sequence[int],
+    mode: str = "deterministic",
+    num_envs: int = 4,
+    metric: str = "success_once",
+    confidence: float = 0.95,
+    generator_seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run every task of `env_cfg` (or `tasks`) on every seed once; return a JSON-able report.
+
+    report = {"metric", "mode", "seeds", "tasks": {task|"overall": summary dict},
+              "episodes": [EpisodeStats as dicts]}
+    The policy is used as is (put it in eval mode and on its device first).
+    """
+    from rl_post.envs.factory import make_vector_env
+    from rl_post.eval.stats import summarize_by_task
+
+    base = parse_env_settings(env_cfg, tasks=tasks, check_device=False)
+    task_list = list(dict.fromkeys(base.tasks))
+    jobs = [(task, int(seed)) for task in task_list for seed in seeds]
+    n = max(len(task_list), min(int(num_envs), len(jobs)))
+    cfg = eval_env_config(env_cfg, n)
+    cfg["tasks"] = task_list
+    settings = replace(base, num_envs=n, tasks=tuple(task_list))
+    env_tasks = [settings.task_of(i) for i in range(n)]
+    waves = plan_waves(env_tasks, jobs)
+    execute_steps = int(policy.execute_steps)
+    max_decisions = math.ceil(settings.max_episode_steps / execute_steps) + 1
+    generator = torch.Generator().manual_seed(generator_seed) if mode == "stochastic" else None
+    episodes: list[EpisodeStats] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc="eval", unit="ep", dynamic_ncols=True)
+    env = make_vector_env(cfg)
+    try:
+        check_policy_fits(policy, env.spec)
+        for wave in waves:
+            fallback = {task: seed for task, seed in (j for j in wave if j is not None)}
+            seeds_now = [job[1] if job else fallback.get(env_tasks[i], int(seeds[0])) for i, job in enumerate(wave)]
+            wanted = [job is not None for job in wave]
+            done = run_wave(
+                env, policy, seeds_now, wanted, mode, execute_steps, max_decisions, generator
+            )
+            for i in sorted(done):
+                episodes.append(done[i])
+            if bar is not None:
+                bar.update(sum(wanted))
+                ok = sum(bool(getattr(e, metric)) for e in episodes)
+                bar.set_postfix(success=f"{ok}/{len(episodes)}")
+    finally:
+        env.close()
+        if bar is not None:
+            bar.close()
+    summaries = summarize_by_task(episodes, metric, confidence)
+    return {
+        "metric": metric,
+        "mode": mode,
+        "confidence": confidence,
+        "seeds": [int(s) for s in seeds],
+        "tasks": {task: s.as_dict() for task, s in summaries.items()},
+        "episodes": [vars(e) for e in sorted(episodes, key=lambda e: (e.task, e.seed))],
+    }

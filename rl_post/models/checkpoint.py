@@ -1,0 +1,250 @@
+"""Policy checkpoint: one directory, readable without the training run that wrote it.
+
+  meta.json           format name + version, model kind/name, the env ObsSpec, caller's extra meta
+  model_config.json   the full parsed model config (every default spelled out)
+  model.safetensors   weights (normalization buffers excluded)
+  normalization.json  state mean/std, action normalization bounds, env clip bounds (null = none)
+
+meta.json is written last, so a directory without it is an interrupted save.
+Loading may use a different model config than the one saved (`expect_config`) as long as the
+architecture keys agree: sampler, noise level, temperature, denoising steps, execute_steps and
+value-head options are runtime choices. A missing value head or noise head starts fresh (an SFT
+checkpoint without a critic can seed PPO).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from rl_post.config import ConfigError
+from rl_post.envs.spec import ObsSpec
+from rl_post.models.base_policy import VALUE_HEAD_PREFIX, VLAPolicyBase
+from rl_post.models.config import ModelConfig, parse_model_config
+from rl_post.models.factory import build_policy
+from rl_post.models.normalization import STAT_KEYS
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "rl_post.policy"
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+CONFIG_FILE = "model_config.json"
+WEIGHTS_FILE = "model.safetensors"
+NORMALIZATION_FILE = "normalization.json"
+NORMALIZER_PREFIX = "normalizer."
+# Parts that may be absent from a checkpoint and then start from their fresh initialisation.
+FRESH_INIT_PREFIXES = (VALUE_HEAD_PREFIX, "noise_head.")
+# Keys that fix parameter shapes or their meaning; they must match between checkpoint and config.
+ARCHITECTURE_KEYS = (
+    "kind",
+    "action_horizon",
+    "d_model",
+    "num_heads",
+    "backbone_layers",
+    "mlp_ratio",
+    "state_hidden",
+    "vision",
+    "language",
+    "value_hidden",
+    "expert_layers",
+    "expert_d_model",
+    "noise_head_hidden",
+    "num_bins",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointInfo:
+    path: Path
+    meta: dict[str, Any]
+    model_config: ModelConfig
+    spec: ObsSpec
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _stats_to_json(stats: dict[str, torch.Tensor]) -> dict[str, list[float | None]]:
+    return {
+        k: [float(x) if math.isfinite(x) else None for x in v.cpu().tolist()]
+        for k, v in stats.items()
+    }
+
+
+def _stats_from_json(raw: dict[str, list[float | None]], key_sign: dict[str, float]) -> dict:
+    stats = {}
+    for key, values in raw.items():
+        fill = key_sign.get(key, math.nan)
+        stats[key] = torch.tensor([fill if v is None else v for v in values], dtype=torch.float32)
+    return stats
+
+
+def save_policy(
+    policy: VLAPolicyBase, path: str | os.PathLike, extra_meta: dict[str, Any] | None = None
+) -> Path:
+    """Write `policy` to directory `path` (created; existing checkpoint files are replaced)."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / META_FILE).unlink(missing_ok=True)
+    weights = {
+        k: v.detach().cpu().contiguous()
+        for k, v in policy.state_dict().items()
+        if not k.startswith(NORMALIZER_PREFIX)
+    }
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_file(weights, str(tmp))
+    os.replace(tmp, folder / WEIGHTS_FILE)
+    _write_json(folder / NORMALIZATION_FILE, _stats_to_json(policy.normalization_stats()))
+    _write_json(folder / CONFIG_FILE, policy.config.to_dict())
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "kind": policy.kind,
+        "name": policy.config.name,
+        "obs_spec": dataclasses.asdict(policy.spec),
+        "extra": extra_meta or {},
+    }
+    _write_json(folder / META_FILE, meta)
+    return folder
+
+
+def _require_file(folder: Path, name: str) -> Path:
+    file = folder / name
+    if not file.is_file():
+        hint = (
+            "the save was interrupted or this is not a policy checkpoint"
+            if name == META_FILE
+            else "the checkpoint is incomplete; re-save it with rl_post.models.save_policy"
+        )
+        raise ConfigError(f"policy checkpoint {folder} has no {name} ({hint})")
+    return file
+
+
+def read_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
+    """Read and check meta + config (no weights)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"policy checkpoint directory {folder} does not exist; pass the directory written by "
+            "save_policy (it holds meta.json, model_config.json, model.safetensors)"
+        )
+    try:
+        meta = json.loads(_require_file(folder, META_FILE).read_text())
+        raw_cfg = json.loads(_require_file(folder, CONFIG_FILE).read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"policy checkpoint {folder} has a corrupt JSON file ({exc})") from None
+    if meta.get("format") != FORMAT_NAME:
+        raise ConfigError(
+            f"{folder} is not an rl_post policy checkpoint (format {meta.get('format')!r}, "
+            f"expected {FORMAT_NAME!r}); point to a directory written by save_policy"
+        )
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ConfigError(
+            f"policy checkpoint {folder} has format version {version}, but this rl_post reads "
+            f"version {FORMAT_VERSION}; load it with the rl_post release that wrote it, or "
+            "re-export it with this one"
+        )
+    spec_raw = meta["obs_spec"]
+    spec = ObsSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec_raw.items()})
+    return CheckpointInfo(folder, meta, parse_model_config(raw_cfg), spec)
+
+
+def _check_architecture(info: CheckpointInfo, cfg: ModelConfig) -> None:
+    saved = info.model_config
+    if saved.kind != cfg.kind:
+        raise ConfigError(
+            f"checkpoint {info.path} holds a '{saved.kind}' policy ({saved.name}) but the model "
+            f"config '{cfg.name}' is kind '{cfg.kind}'; choose a model config of kind "
+            f"'{saved.kind}' (e.g. model={saved.name}) or a {cfg.kind} checkpoint"
+        )
+    differ = [k for k in ARCHITECTURE_KEYS if getattr(saved, k) != getattr(cfg, k)]
+    if differ:
+        detail = ", ".join(f"{k}: checkpoint {getattr(saved, k)} vs config {getattr(cfg, k)}"
+                           for k in differ)
+        raise ConfigError(
+            f"checkpoint {info.path} ({saved.name}) does not match model config '{cfg.name}' "
+            f"({detail}); use model={saved.name} or set these keys to the checkpoint's values"
+        )
+
+
+def check_checkpoint_compatible(path: str | os.PathLike, model_cfg: Any, spec: ObsSpec) -> None:
+    """Fail early (before workers start) if the checkpoint cannot serve this config and env."""
+    info = read_checkpoint(path)
+    cfg = parse_model_config(model_cfg)
+    _check_architecture(info, cfg)
+    saved = info.spec
+    problems = []
+    if saved.state_dim != spec.state_dim:
+        problems.append(f"state_dim {saved.state_dim} vs env {spec.state_dim}")
+    if saved.action_dim != spec.action_dim:
+        problems.append(f"action_dim {saved.action_dim} vs env {spec.action_dim}")
+    if len(saved.cameras) != len(spec.cameras):
+        problems.append(f"cameras {list(saved.cameras)} vs env {list(spec.cameras)}")
+    if problems:
+        raise ConfigError(
+            f"checkpoint {info.path} was trained for a different env interface ("
+            f"{'; '.join(problems)}); use the env settings (task, control_mode, obs_mode, "
+            "cameras) the checkpoint was trained with"
+        )
+
+
+def load_policy(
+    path: str | os.PathLike,
+    expect_config: Any = None,
+    device: str | torch.device = "cpu",
+    spec: ObsSpec | None = None,
+) -> VLAPolicyBase:
+    """Rebuild a saved policy.
+
+    expect_config: build this model config instead of the saved one (architecture must match;
+    runtime keys such as the sampler come from it). spec: the env's ObsSpec, checked against the
+    checkpoint's (state/action dims, cameras) and used for the rebuilt policy.
+    """
+    info = read_checkpoint(path)
+    cfg = info.model_config
+    if expect_config is not None:
+        cfg = parse_model_config(expect_config)
+        _check_architecture(info, cfg)
+    if spec is not None:
+        check_checkpoint_compatible(path, cfg, spec)
+    policy = build_policy(cfg, spec if spec is not None else info.spec)
+    weights = load_file(str(_require_file(info.path, WEIGHTS_FILE)))
+    try:
+        missing, unexpected = policy.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # shape mismatches raise even with strict=False
+        raise ConfigError(
+            f"checkpoint {info.path} weights do not fit model '{cfg.name}' ({exc}); use the "
+            "model config the checkpoint was saved with"
+        ) from None
+    missing = [k for k in missing if not k.startswith(NORMALIZER_PREFIX)]
+    fresh = [k for k in missing if k.startswith(FRESH_INIT_PREFIXES)]
+    bad_missing = [k for k in missing if k not in fresh]
+    bad_unexpected = [k for k in unexpected if not k.startswith(VALUE_HEAD_PREFIX)]
+    if bad_missing or bad_unexpected:
+        raise ConfigError(
+            f"checkpoint {info.path} weights do not fit model '{cfg.name}' (missing "
+            f"{bad_missing[:5]}, unexpected {bad_unexpected[:5]}); re-save the checkpoint or "
+            "use the model config it was saved with"
+        )
+    if fresh:
+        parts = sorted({k.split(".")[0] for k in fresh})
+        log.warning("checkpoint %s has no %s weights; they start freshly initialised",
+                    info.path, parts)
+    raw_stats = json.loads(_require_file(info.path, NORMALIZATION_FILE).read_text())
+    unbounded = {"env_low": -math.inf, "env_high": math.inf}
+    stats = _stats_from_json(raw_stats, unbounded)
+    policy.set_normalization({k: v for k, v in stats.items() if k in STAT_KEYS})
+    return policy.to(device)

@@ -1,0 +1,26 @@
+"""build_policy: model config (configs/model/*.yaml) + env ObsSpec -> a Policy module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rl_post.envs.spec import ObsSpec
+from rl_post.models.base_policy import VLAPolicyBase
+from rl_post.models.config import parse_model_config
+from rl_post.models.flow_policy import FlowMatchingPolicy
+from rl_post.models.token_policy import TokenPolicy
+
+POLICY_CLASSES: dict[str, type[VLAPolicyBase]] = {
+    "flow": FlowMatchingPolicy,
+    "token": TokenPolicy,
+}
+
+
+def build_policy(model_cfg: Any, spec: ObsSpec) -> VLAPolicyBase:
+    """Randomly initialised policy (seed torch beforehand for a reproducible init).
+
+    model_cfg: the `model` DictConfig, a plain dict or a ModelConfig. The policy implements
+    rl_post.models.policy.TrainablePolicy and lives on the CPU; move it with `.to(device)`.
+    """
+    cfg = parse_model_config(model_cfg)
+    return POLICY_CLASSES[cfg.kind](cfg, spec)

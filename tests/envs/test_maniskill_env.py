@@ -1,0 +1,74 @@
+"""The shared ManiSkill layer in-process: obs-free stepping and termination inside a chunk."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import rl_post.envs.maniskill_env as mse
+from rl_post.config import load_config
+from rl_post.envs.settings import parse_env_settings
+
+pytestmark = pytest.mark.sim
+
+
+def settings(**overrides):
+    cfg = OmegaConf.to_container(load_config("bench").env, resolve=True)
+    cfg.update(overrides)
+    return parse_env_settings(cfg, num_envs=1)
+
+
+@pytest.fixture(scope="module")
+def env():
+    s = settings(reward_mode="dense")
+    env = mse.make_maniskill_env("PickCube-v1", s)
+    yield env
+    env.close()
+
+
+def actions(h: int) -> torch.Tensor:
+    return torch.rand(1, h, 7, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def test_step_without_obs_matches_maniskill_step(env):
+    s = settings(reward_mode="dense")
+    a = actions(3)
+    env.reset(seed=9)
+    expected = [env.step(a[:, t]) for t in range(3)]
+    env.reset(seed=9)
+    got = [mse.step_without_obs(env, a[:, t]) for t in range(3)]
+    for (_obs, reward, *_), out in zip(expected, got, strict=True):
+        torch.testing.assert_close(out.reward, reward.float())
+    torch.testing.assert_close(mse.current_obs(env, s)["state"], expected[-1][0])
+
+
+@pytest.mark.parametrize("ignore_terminations", [False, True])
+def test_termination_inside_chunk_stops_stepping(env, monkeypatch, ignore_terminations):
+    s = settings(reward_mode="dense", ignore_terminations=ignore_terminations)
+    real_step = mse.step_without_obs
+    calls = []
+
+    def succeed_on_second_step(e, action):
+        out = real_step(e, action)
+        calls.append(1)
+        if len(calls) == 2:
+            out.terminated[:] = True
+            out.success[:] = True
+        return out
+
+    a = actions(4)
+    env.reset(seed=2)
+    for t in range(2):
+        real_step(env, a[:, t])
+    obs_after_two = mse.current_obs(env, s)["state"]
+
+    env.reset(seed=2)
+    monkeypatch.setattr(mse, "step_without_obs", succeed_on_second_step)
+    out = mse.run_chunk_batched(env, s, a, torch.tensor([4]))
+    assert out.success_any.item()
+    if ignore_terminations:
+        assert out.steps.item() == 4 and not out.terminated.item() and not out.success.item()
+    else:
+        assert out.steps.item() == 2 and out.terminated.item() and out.success.item()
+        torch.testing.assert_close(out.obs["state"], obs_after_two)
