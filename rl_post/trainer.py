@@ -133,6 +133,8 @@ class Trainer:
         if self.resume_dir is not None:
             cfg = self._merge_resume_config(cfg, self.resume_dir)
         self.cfg = cfg = prepare_config(cfg)
+        # Oversubscribed intra-op threads slow small CPU models by 10-50x on a shared machine.
+        torch.set_num_threads(max(1, int(cfg.runtime.torch_threads)))
         self.spec = obs_spec_for(cfg.env)
         policy = build_policy(cfg.model, self.spec)
         if cfg.init_from and self.resume_dir is None:

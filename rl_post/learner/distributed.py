@@ -7,6 +7,7 @@ rather than asking every caller to export them.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -88,8 +89,10 @@ def ensure_process_group(backend: str, rank: int, world_size: int, master_addr: 
 
 def _skip_shm_comm_build() -> None:
     """DeepSpeed's CPU backend JIT-compiles a shared-memory all-reduce op on first use (~55 s on
-    2 cores, once per machine). Only `inference_all_reduce` uses it; training collectives go
-    through the torch process group, so we mark the op unavailable and DeepSpeed falls back."""
-    import deepspeed.ops
-
-    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    2 cores, once per machine) after probing every op builder (seconds, and linker errors on
+    stderr). Only `inference_all_reduce` uses that op; training collectives go through the torch
+    process group, so we tell DeepSpeed the op is unavailable, which is its own fallback path."""
+    # importlib, not `import deepspeed.comm.torch as m`: the package re-exports the real `torch`
+    # under that attribute name, so the `as` form would hand back torch itself.
+    ds_torch_comm = importlib.import_module("deepspeed.comm.torch")
+    ds_torch_comm.build_shm_op = lambda: None

@@ -16,7 +16,6 @@ from torch import nn
 from rl_post.envs.spec import ObsSpec
 from rl_post.models.config import ModelConfig
 from rl_post.models.encoders import ObservationTokenizer
-from rl_post.models.normalization import Normalizer
 from rl_post.models.transformer import MLP, Block
 
 
@@ -41,17 +40,15 @@ def block_mask(prefix_valid: torch.Tensor, suffix_len: int) -> torch.Tensor:
 
 
 class Backbone(nn.Module):
-    def __init__(self, cfg: ModelConfig, spec: ObsSpec, normalizer: Normalizer) -> None:
+    def __init__(self, cfg: ModelConfig, spec: ObsSpec) -> None:
         super().__init__()
-        self.encode = ObservationTokenizer(cfg, spec, normalizer)
+        self.encode = ObservationTokenizer(cfg, spec)
         self.blocks = nn.ModuleList(
             Block(cfg.d_model, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.backbone_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model)
 
-    def forward(
-        self, obs: dict[str, object], suffix: torch.Tensor | None = None
-    ) -> BackboneOutput:
+    def forward(self, obs: dict[str, object], suffix: torch.Tensor | None = None) -> BackboneOutput:
         prefix = self.encode(obs)
         length = prefix.tokens.shape[1]
         x = prefix.tokens

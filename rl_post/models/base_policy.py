@@ -7,7 +7,7 @@ from torch import nn
 
 from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
-from rl_post.models.backbone import Backbone, ValueHead
+from rl_post.models.backbone import Backbone, BackboneOutput, ValueHead
 from rl_post.models.config import ModelConfig
 from rl_post.models.normalization import Normalizer
 
@@ -25,7 +25,7 @@ class VLAPolicyBase(nn.Module):
         self.execute_steps = cfg.execute_steps
         self.action_dim = spec.action_dim
         self.normalizer = Normalizer(spec)
-        self.backbone = Backbone(cfg, spec, self.normalizer)
+        self.backbone = Backbone(cfg, spec)
         self.value_head = (
             ValueHead(cfg.d_model, cfg.value_hidden, cfg.detach_value_head)
             if cfg.value_head
@@ -40,6 +40,14 @@ class VLAPolicyBase(nn.Module):
     def device(self) -> torch.device:
         return self.normalizer.state_mean.device
 
+    def encode(self, obs: dict[str, object], suffix: torch.Tensor | None = None) -> BackboneOutput:
+        """Backbone pass on obs with the state moved to this device and normalized."""
+        if "state" not in obs:
+            raise ConfigError("obs has no 'state' entry; every env obs dict must carry 'state'")
+        state = torch.as_tensor(obs["state"]).to(self.device, torch.float32)
+        prepared = dict(obs, state=self.normalizer.normalize_state(state))
+        return self.backbone(prepared, suffix)
+
     def _value_from(self, pooled: torch.Tensor) -> torch.Tensor | None:
         return None if self.value_head is None else self.value_head(pooled)
 
@@ -49,7 +57,7 @@ class VLAPolicyBase(nn.Module):
                 f"model '{self.config.name}' has no value head; set model.value_head=true for "
                 "PPO (GRPO/RLOO need no critic)"
             )
-        return self.value_head(self.backbone(obs).pooled)
+        return self.value_head(self.encode(obs).pooled)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         groups: dict[str, list[nn.Parameter]] = {"policy": [], "value": []}

@@ -172,8 +172,9 @@ def _check_architecture(info: CheckpointInfo, cfg: ModelConfig) -> None:
         )
     differ = [k for k in ARCHITECTURE_KEYS if getattr(saved, k) != getattr(cfg, k)]
     if differ:
-        detail = ", ".join(f"{k}: checkpoint {getattr(saved, k)} vs config {getattr(cfg, k)}"
-                           for k in differ)
+        detail = ", ".join(
+            f"{k}: checkpoint {getattr(saved, k)} vs config {getattr(cfg, k)}" for k in differ
+        )
         raise ConfigError(
             f"checkpoint {info.path} ({saved.name}) does not match model config '{cfg.name}' "
             f"({detail}); use model={saved.name} or set these keys to the checkpoint's values"
@@ -241,8 +242,9 @@ def load_policy(
         )
     if fresh:
         parts = sorted({k.split(".")[0] for k in fresh})
-        log.warning("checkpoint %s has no %s weights; they start freshly initialised",
-                    info.path, parts)
+        log.warning(
+            "checkpoint %s has no %s weights; they start freshly initialised", info.path, parts
+        )
     raw_stats = json.loads(_require_file(info.path, NORMALIZATION_FILE).read_text())
     unbounded = {"env_low": -math.inf, "env_high": math.inf}
     stats = _stats_from_json(raw_stats, unbounded)

@@ -22,7 +22,9 @@ TOKENIZERS = ("hashed_words", "bytes")
 @dataclass(frozen=True)
 class VisionConfig:
     channels: tuple[int, ...] = (16, 32, 64)  # conv stack widths, each conv halves the resolution
-    tokens_per_side: int = 2  # the final feature map is pooled to a side x side token grid per camera
+    tokens_per_side: int = (
+        2  # the final feature map is pooled to a side x side token grid per camera
+    )
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ class ModelConfig:
     expert_d_model: int = 64
     noise_level: float = 0.5  # a in sigma_t = a * sqrt(t / (1 - t)) (flow_sde)
     sde_mode: str = "all"  # all: every step stochastic; one: one random step per sample
-    sde_t_max: float | None = None  # t clamp in 1 - t for flow_sde; None: 1 - 1/K (the next grid time)
+    sde_t_max: float | None = (
+        None  # t clamp in 1 - t for flow_sde; None: 1 - 1/K (the next grid time)
+    )
     sigma_min: float = 0.02  # Flow-Noise noise-head bounds (normalized action units)
     sigma_max: float = 0.3
     noise_head_hidden: int = 64

@@ -3,7 +3,8 @@
 `ObservationTokenizer` turns the env obs dict into the prefix token sequence
 [summary, state, camera tokens..., instruction tokens...] plus a validity mask (instruction
 padding is invalid). The summary token is a learned query whose backbone output is the pooled
-feature (value head). State-only obs simply produce no camera tokens.
+feature (value head). State-only obs simply produce no camera tokens. obs["state"] arrives
+already normalized (the policy owns the Normalizer; see VLAPolicyBase.encode).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from torch import nn
 from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
 from rl_post.models.config import LanguageConfig, ModelConfig, VisionConfig
-from rl_post.models.normalization import Normalizer
 from rl_post.models.tokenizer import PAD_ID, InstructionTokenizer
 from rl_post.models.transformer import MLP
 
@@ -89,11 +89,10 @@ def _as_tensor(value: object, name: str, device: torch.device) -> torch.Tensor:
 
 
 class ObservationTokenizer(nn.Module):
-    def __init__(self, cfg: ModelConfig, spec: ObsSpec, normalizer: Normalizer) -> None:
+    def __init__(self, cfg: ModelConfig, spec: ObsSpec) -> None:
         super().__init__()
         dim = cfg.d_model
         self.spec = spec
-        self.normalizer = normalizer
         self.summary = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.state = MLP(spec.state_dim, cfg.state_hidden, dim)
         self.vision = VisionEncoder(cfg.vision, len(spec.cameras), dim) if spec.has_rgb else None
@@ -110,7 +109,7 @@ class ObservationTokenizer(nn.Module):
                 f"obs['state'] has {state.shape[-1]} dims but the policy expects "
                 f"{self.spec.state_dim}; build the policy from this env's ObsSpec"
             )
-        parts = [self.summary.expand(n, -1, -1), self.state(self.normalizer.normalize_state(state))]
+        parts = [self.summary.expand(n, -1, -1), self.state(state)]
         parts[1] = parts[1].unsqueeze(1)
         if obs.get("rgb") is not None:
             if self.vision is None:

@@ -56,8 +56,7 @@ class ActionExpert(nn.Module):
         self.action_time_mlp = MLP(2 * width, width, width)
         self.position = nn.Parameter(torch.randn(cfg.action_horizon, width) * 0.02)
         self.blocks = nn.ModuleList(
-            Block(width, cfg.num_heads, cfg.mlp_ratio, cross=True)
-            for _ in range(cfg.expert_layers)
+            Block(width, cfg.num_heads, cfg.mlp_ratio, cross=True) for _ in range(cfg.expert_layers)
         )
         self.norm = nn.LayerNorm(width)
         self.velocity_out = nn.Linear(width, action_dim)
@@ -144,7 +143,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
         stochastic = mode == "stochastic"
         if stochastic:
             self._require_likelihood()
-        out = self.backbone(obs)
+        out = self.encode(obs)
         context, context_mask = self.expert.context(out)
         n, device = context.shape[0], context.device
         shape = (n, self.action_horizon, self.action_dim)
@@ -187,7 +186,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
         self._require_likelihood()
         chain = self._check_chain(stored)
         n, k = chain.shape[0], self.num_steps
-        out = self.backbone(obs)
+        out = self.encode(obs)
         context, context_mask = self.expert.context(out)
         x_t = chain[:, :-1].flatten(0, 1)  # [N*K, H, A], sample-major
         x_next = chain[:, 1:].flatten(0, 1)
@@ -247,7 +246,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
         """Flow-matching loss: regress v_theta(x_t, t) onto noise - action at a random t."""
         action = self.normalizer.normalize_action(self._check_action_chunk(action_chunk))
         n = action.shape[0]
-        out = self.backbone(obs)
+        out = self.encode(obs)
         context, context_mask = self.expert.context(out)
         alpha, beta = self.config.bc_time_beta
         draw = torch.distributions.Beta(alpha, beta).sample((n,)).to(action.device)

@@ -37,7 +37,8 @@ class Policy(Protocol):
     has_value_head: bool
 
     # `generator` (optional) drives every random draw of a stochastic act, so a seeded generator
-    # reproduces the same actions; None uses torch's global RNG.
+    # reproduces the same actions; None uses torch's global RNG. It must live on the policy's
+    # device (torch.Generator(device=...)).
     def act(
         self,
         obs: dict[str, object],

@@ -33,6 +33,18 @@ def discretize(normalized: torch.Tensor, num_bins: int) -> torch.Tensor:
     return index.clamp(0, num_bins - 1)
 
 
+def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One draw per row of probs [..., bins] by inverse CDF (much faster than multinomial on CPU).
+
+    side="right" never selects a zero-probability bin; the clamp covers u beyond a cumulative sum
+    that rounds below 1.
+    """
+    cdf = probs.cumsum(dim=-1)
+    u = torch.rand(*probs.shape[:-1], 1, generator=generator, device=probs.device)
+    index = torch.searchsorted(cdf, u * cdf[..., -1:], right=True)
+    return index.clamp_max(probs.shape[-1] - 1).squeeze(-1)
+
+
 class TokenPolicy(VLAPolicyBase):
     kind = "token"
 
@@ -47,7 +59,7 @@ class TokenPolicy(VLAPolicyBase):
 
     def _logits(self, obs: dict[str, object]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Raw logits [N, H, A, bins] (temperature 1) and the value [N] (or None)."""
-        out = self.backbone(obs, suffix=self.action_queries)
+        out = self.encode(obs, suffix=self.action_queries)
         assert out.suffix is not None
         logits = self.token_head(out.suffix)
         return logits.unflatten(1, (self.action_horizon, self.action_dim)), self._value_from(
@@ -69,8 +81,7 @@ class TokenPolicy(VLAPolicyBase):
             logprob = torch.zeros(tokens.shape, device=logits.device)
         else:
             log_probs = F.log_softmax(logits / self.temperature, dim=-1)
-            flat = log_probs.exp().flatten(0, 2)
-            tokens = torch.multinomial(flat, 1, generator=generator).view(log_probs.shape[:-1])
+            tokens = sample_categorical(log_probs.exp(), generator)
             logprob = log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
         actions = self._to_env_units(self.centers[tokens])
         return ActOutput(actions=actions, logprob=logprob, value=value, stored={"tokens": tokens})

@@ -14,7 +14,9 @@ from .helpers import RGB_SPEC, STATE_SPEC, make_obs, make_policy, model_config
 @pytest.mark.parametrize("name", ["flow_tiny", "token_tiny"])
 def test_round_trip_gives_identical_outputs(tmp_path, name):
     policy = make_policy(name, spec=RGB_SPEC)
-    policy.set_normalization({"state_mean": torch.full((9,), 0.5), "state_std": torch.full((9,), 2.0)})
+    policy.set_normalization(
+        {"state_mean": torch.full((9,), 0.5), "state_std": torch.full((9,), 2.0)}
+    )
     save_policy(policy, tmp_path / "ckpt", extra_meta={"iteration": 7})
     loaded = load_policy(tmp_path / "ckpt")
     obs = make_obs(6, rgb=True)
@@ -22,7 +24,9 @@ def test_round_trip_gives_identical_outputs(tmp_path, name):
     b = loaded.act(obs, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a.actions, b.actions) and torch.equal(a.logprob, b.logprob)
     assert torch.equal(a.value, b.value)
-    assert torch.equal(policy.evaluate(obs, a.stored).logprob, loaded.evaluate(obs, a.stored).logprob)
+    assert torch.equal(
+        policy.evaluate(obs, a.stored).logprob, loaded.evaluate(obs, a.stored).logprob
+    )
     for key, value in policy.normalization_stats().items():
         assert torch.equal(loaded.normalization_stats()[key], value), key
     meta = json.loads((tmp_path / "ckpt" / META_FILE).read_text())

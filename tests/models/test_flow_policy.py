@@ -47,12 +47,13 @@ def test_flow_noise_logprob_is_prior_plus_step_densities():
     out = policy.act(obs, generator=torch.Generator().manual_seed(5))
     chain = out.stored["chain"]
     with torch.no_grad():
-        context, mask = policy.expert.context(policy.backbone(obs))
+        context, mask = policy.expert.context(policy.encode(obs))
         expected = torch.distributions.Normal(0.0, 1.0).log_prob(chain[:, 0])
         for i, t in enumerate(time_grid(policy.num_steps)[:-1]):
             velocity, hidden = policy.expert(chain[:, i], t.expand(2), context, mask)
-            step = torch.distributions.Normal(chain[:, i] - policy.dt * velocity,
-                                              policy.noise_head(hidden))
+            step = torch.distributions.Normal(
+                chain[:, i] - policy.dt * velocity, policy.noise_head(hidden)
+            )
             expected = expected + step.log_prob(chain[:, i + 1])
     assert torch.allclose(out.logprob, expected, atol=1e-5)
 
@@ -115,7 +116,7 @@ def test_deterministic_mode_is_ode_with_zero_logprob():
     assert torch.equal(first.actions, second.actions)
     chain = first.stored["chain"]
     with torch.no_grad():
-        context, mask = policy.expert.context(policy.backbone(obs))
+        context, mask = policy.expert.context(policy.encode(obs))
         velocity, _ = policy.expert(chain[:, 0], torch.ones(6), context, mask)
     assert torch.allclose(chain[:, 1], chain[:, 0] - policy.dt * velocity, atol=1e-6)
 
@@ -145,8 +146,9 @@ def test_rgb_and_state_only_obs():
     policy = make_policy("flow_tiny", spec=RGB_SPEC)
     with_rgb = make_obs(5, rgb=True)
     out_rgb = policy.act(with_rgb, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(policy.evaluate(with_rgb, out_rgb.stored).logprob, out_rgb.logprob,
-                          atol=1e-5)
+    assert torch.allclose(
+        policy.evaluate(with_rgb, out_rgb.stored).logprob, out_rgb.logprob, atol=1e-5
+    )
     state_only = {k: v for k, v in with_rgb.items() if k != "rgb"}
     out_state = policy.act(state_only, generator=torch.Generator().manual_seed(0))
     assert out_state.actions.shape == out_rgb.actions.shape

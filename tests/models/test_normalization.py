@@ -16,7 +16,9 @@ def test_defaults_follow_env_bounds():
     assert norm.normalize_action(action)[0].tolist() == pytest.approx([0.5, 0.5])
     assert torch.allclose(norm.unnormalize_action(norm.normalize_action(action)), action)
     assert norm.clip_to_env(torch.tensor([[2.0, -1.0]])).tolist() == [[1.0, 0.0]]
-    assert torch.equal(norm.normalize_state(torch.tensor([[3.0, -2.0]])), torch.tensor([[3.0, -2.0]]))
+    assert torch.equal(
+        norm.normalize_state(torch.tensor([[3.0, -2.0]])), torch.tensor([[3.0, -2.0]])
+    )
 
 
 def test_unbounded_env_normalizes_to_unit_range_and_never_clips():

@@ -24,9 +24,10 @@ def test_logprob_and_entropy_match_direct_log_softmax():
     assert tokens.shape == (6, policy.action_horizon, policy.action_dim)
     assert tokens.dtype == torch.int64
     with torch.no_grad():
-        backbone = policy.backbone(obs, suffix=policy.action_queries)
-        logits = policy.token_head(backbone.suffix).view(6, policy.action_horizon,
-                                                         policy.action_dim, -1)
+        backbone = policy.encode(obs, suffix=policy.action_queries)
+        logits = policy.token_head(backbone.suffix).view(
+            6, policy.action_horizon, policy.action_dim, -1
+        )
     log_probs = F.log_softmax(logits / 0.7, dim=-1)
     expected = log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     assert torch.allclose(out.logprob, expected, atol=1e-6)
@@ -43,7 +44,7 @@ def test_deterministic_mode_returns_argmax_bin_centers():
     obs = make_obs(5)
     out = policy.act(obs, "deterministic")
     with torch.no_grad():
-        backbone = policy.backbone(obs, suffix=policy.action_queries)
+        backbone = policy.encode(obs, suffix=policy.action_queries)
         best = policy.token_head(backbone.suffix).argmax(-1).view(5, policy.action_horizon, -1)
     assert torch.equal(out.stored["tokens"], best)
     expected = policy.normalizer.unnormalize_action(bin_centers(256)[best])
@@ -66,8 +67,8 @@ def test_prefix_features_do_not_depend_on_action_queries():
     policy = make_policy("token_tiny")
     obs = make_obs(3)
     with torch.no_grad():
-        with_queries = policy.backbone(obs, suffix=policy.action_queries)
-        alone = policy.backbone(obs)
+        with_queries = policy.encode(obs, suffix=policy.action_queries)
+        alone = policy.encode(obs)
     assert torch.allclose(with_queries.prefix, alone.prefix, atol=1e-6)
 
 
@@ -107,3 +108,13 @@ def test_bc_loss_decreases_and_learns_the_bins():
     assert stats["bc_loss"] < 0.7 * first
     with pytest.raises(ConfigError, match="tokens"):
         policy.evaluate(obs, {"chain": torch.zeros(1)})
+
+
+def test_sample_categorical_follows_the_probabilities():
+    from rl_post.models.token_policy import sample_categorical
+
+    probs = torch.tensor([[0.0, 0.2, 0.0, 0.8]]).expand(20000, 4)
+    draws = sample_categorical(probs, torch.Generator().manual_seed(0))
+    counts = torch.bincount(draws, minlength=4).float() / 20000
+    assert counts[0] == 0 and counts[2] == 0  # zero-probability bins are never drawn
+    assert counts[1].item() == pytest.approx(0.2, abs=0.015)

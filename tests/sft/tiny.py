@@ -1,0 +1,23 @@
+"""Overrides that shrink flow_tiny/token_tiny further, so tests train in seconds."""
+
+from __future__ import annotations
+
+TINY_MODEL = {
+    "d_model": 16,
+    "num_heads": 2,
+    "backbone_layers": 1,
+    "state_hidden": 16,
+    "value_hidden": 16,
+    "expert_layers": 1,
+    "expert_d_model": 16,
+    "noise_head_hidden": 16,
+    "num_denoise_steps": 2,
+}
+TOKEN_ONLY_KEYS = {"num_bins"}
+FLOW_ONLY_KEYS = {"expert_layers", "expert_d_model", "noise_head_hidden", "num_denoise_steps"}
+
+
+def tiny_overrides(kind: str) -> list[str]:
+    """Hydra overrides of model.* for `kind` (flow | token)."""
+    keys = {k: v for k, v in TINY_MODEL.items() if kind == "flow" or k not in FLOW_ONLY_KEYS}
+    return [f"model.{k}={v}" for k, v in keys.items()]
