@@ -31,6 +31,18 @@ from rl_post.envs.settings import EnvSettings
 PARENT_CHECK_INTERVAL_S = 2.0
 
 
+def _parent_alive(parent_pid: int) -> bool:
+    # Not os.getppid(): under forkserver the worker's OS parent is the fork server, not the
+    # process that owns the vector env. A dead owner also closes its pipe end (EOF on recv).
+    try:
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _numpy_obs(obs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {key: value[0].cpu().numpy() for key, value in obs.items()}
 
@@ -68,7 +80,7 @@ def worker_main(conn: Connection, parent_pid: int, task: str, settings: EnvSetti
     try:
         while True:
             if not conn.poll(PARENT_CHECK_INTERVAL_S):
-                if os.getppid() != parent_pid:
+                if not _parent_alive(parent_pid):
                     return
                 continue
             message = conn.recv()

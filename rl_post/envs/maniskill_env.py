@@ -35,6 +35,7 @@ class StepOutcome:
     reward: torch.Tensor  # float32 [n]
     terminated: torch.Tensor  # bool [n], success or failure per ManiSkill's evaluate()
     success: torch.Tensor  # bool [n]
+    info: dict  # ManiSkill's info after the step; get_obs(info) reuses it instead of re-evaluating
 
 
 def render_backend_for(settings: EnvSettings) -> str:
@@ -133,6 +134,7 @@ def step_without_obs(env: Any, action: torch.Tensor) -> StepOutcome:
         reward=reward.to(torch.float32).reshape(-1),
         terminated=terminated.to(torch.bool).reshape(-1),
         success=success.to(torch.bool).reshape(-1),
+        info=info,
     )
 
 
@@ -208,7 +210,7 @@ def run_chunk_batched(
             terminated |= running & out.terminated
             ends_now |= running & out.terminated
         if bool(ends_now.any()):
-            obs_now = current_obs(env, settings)
+            obs_now = current_obs(env, settings, info=out.info)
             final_obs = obs_now if final_obs is None else select_rows(ends_now, obs_now, final_obs)
         stopped |= ends_now
         if bool(stopped.all()):

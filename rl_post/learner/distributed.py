@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import socket
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -61,6 +62,13 @@ def quiet_deepspeed(level_name: str) -> None:
     from deepspeed.utils import logger as ds_logger
 
     ds_logger.setLevel(level)
+    # ZeRO 1-3 call torch collectives that torch 2.13 marks deprecated, and the warning is
+    # re-emitted on every step; it is DeepSpeed's to fix, not actionable here.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`torch\.distributed\.(all_gather_into_tensor|reduce_scatter_tensor)` is deprecated",
+        category=FutureWarning,
+    )
 
 
 def ensure_process_group(backend: str, rank: int, world_size: int, master_addr: str) -> None:

@@ -165,6 +165,14 @@ class Learner:
 
     # ---------------------------------------------------------------- update
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
+        """algo.update_epochs passes of algo.num_minibatches optimizer steps over `batch`.
+
+        batch: "obs" (dict of [B, ...] tensors, "instruction" list[str]), "stored" (dict of
+        [B, ...]), logprob_old [B, H, A], advantages [B], returns [B], values_old [B], mask [B].
+        With world_size > 1 every rank must be given the same, whole batch. Returns the mean
+        loss statistics plus grad_norm (pre-clip), lr / lr_value, num_updates (optimizer steps
+        so far), skipped_minibatches (all-masked), micro_batches_per_step, micro_batch_size.
+        """
         missing = [k for k in BATCH_KEYS if k not in batch]
         if missing:
             raise KeyError(f"update batch lacks {missing}; it needs {list(BATCH_KEYS)}")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -11,6 +14,7 @@ from omegaconf import OmegaConf
 
 from rl_post.config import load_config
 from rl_post.envs.cpu_vector_env import EnvWorkerError
+from rl_post.envs.cpu_worker import PARENT_CHECK_INTERVAL_S
 from rl_post.envs.factory import make_vector_env, obs_spec_for
 from rl_post.envs.registry import instruction_for
 
@@ -114,12 +118,48 @@ def test_obs_spec_for_matches_env_and_pads_multitask_state():
     assert len(both.action_low) == 7
 
 
-def test_crashed_worker_raises_clear_error_and_close_leaves_no_processes():
+def test_idle_worker_survives_and_crashed_worker_raises_clear_error():
     env = make_vector_env(env_cfg(), num_envs=1)
     env.reset()
+    time.sleep(PARENT_CHECK_INTERVAL_S + 0.5)  # idle workers check their owner is alive
+    assert env.step_chunk(random_actions(1, 2, seed=5), k=2).steps.tolist() == [2]
     worker = env._processes[0]
     os.kill(worker.pid, signal.SIGKILL)
     with pytest.raises(EnvWorkerError, match="env worker 0 .*died"):
         env.step_chunk(random_actions(1, 2, seed=5), k=2)
     assert not worker.is_alive()
     env.close()  # idempotent after the failure
+
+
+ORPHAN_SCRIPT = """
+import time
+from rl_post.config import load_config
+from rl_post.envs.factory import make_vector_env
+env = make_vector_env(load_config("bench").env, num_envs=1)
+print(*[p.pid for p in env._processes], flush=True)
+time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # zombies have exited
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_exit_when_owner_is_killed():
+    owner = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_SCRIPT], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        worker_pids = [int(p) for p in owner.stdout.readline().split()]
+        assert worker_pids and all(_running(p) for p in worker_pids)
+    finally:
+        owner.kill()
+        owner.wait()
+    deadline = time.monotonic() + 5 * PARENT_CHECK_INTERVAL_S
+    while any(_running(p) for p in worker_pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_running(p) for p in worker_pids)
