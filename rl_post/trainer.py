@@ -41,7 +41,7 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     """Derive the settings that follow from the algorithm, and reject bad combinations early,
     before any process or actor starts."""
     from rl_post.algorithms.registry import ALGORITHMS, validate_algo_cfg
-    from rl_post.envs.registry import validate_env_cfg
+    from rl_post.envs.settings import parse_env_settings
 
     cfg = cfg.copy()
     validate_algo_cfg(cfg.algo)
@@ -70,7 +70,7 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
         if steps == "auto":
             steps = math.ceil(int(cfg.env.max_episode_steps) / execute) if uses_groups else 8
         cfg.train.steps_per_segment = int(steps)
-    validate_env_cfg(cfg.env)
+    parse_env_settings(cfg.env)
     plan_layout(int(cfg.env.num_envs), int(cfg.env.group_size), cfg.runtime)
     if int(cfg.train.iterations) < 1:
         raise ConfigError(f"train.iterations={cfg.train.iterations} must be >= 1")
