@@ -37,7 +37,9 @@ def load_config(name: str, overrides: list[str] | None = None) -> DictConfig:
     overrides = list(overrides or [])
     folder = config_dir()
     if not (folder / f"{name}.yaml").is_file():
-        raise ConfigError(f"no config '{name}.yaml' in {folder}; set RL_POST_CONFIG_DIR or reinstall")
+        raise ConfigError(
+            f"no config '{name}.yaml' in {folder}; set RL_POST_CONFIG_DIR or reinstall"
+        )
     try:
         with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
             cfg = compose(config_name=name, overrides=overrides)

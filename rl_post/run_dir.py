@@ -23,7 +23,9 @@ def new_run_dir(output_root: str, name: str) -> Path:
 def existing_run_dir(path: str) -> Path:
     run = Path(path)
     if not (run / "config.yaml").is_file():
-        raise ConfigError(f"resume={path}: not a run directory (no config.yaml); pass runs/<name>/<timestamp>")
+        raise ConfigError(
+            f"resume={path}: not a run directory (no config.yaml); pass runs/<name>/<timestamp>"
+        )
     return run
 
 

@@ -20,7 +20,15 @@ def _plain(value: Any) -> Any:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, logger_cfg: Any, config: dict, total: int, initial: int = 0, name: str = ""):
+    def __init__(
+        self,
+        run_dir: Path,
+        logger_cfg: Any,
+        config: dict,
+        total: int,
+        initial: int = 0,
+        name: str = "",
+    ):
         self.run_dir = run_dir
         self.jsonl = (run_dir / "metrics.jsonl").open("a") if logger_cfg.jsonl else None
         self.console_every = max(1, int(logger_cfg.console_every))
@@ -31,7 +39,11 @@ class RunLogger:
             import wandb
 
             self.wandb_run = wandb.init(
-                project=str(logger_cfg.wandb_project), name=name, dir=str(run_dir), config=config, reinit=True
+                project=str(logger_cfg.wandb_project),
+                name=name,
+                dir=str(run_dir),
+                config=config,
+                reinit=True,
             )
         self.bar = tqdm(total=total, initial=initial, desc="train", unit="upd", dynamic_ncols=True)
 
@@ -41,7 +53,9 @@ class RunLogger:
             self.jsonl.write(json.dumps(row) + "\n")
             self.jsonl.flush()
         if self.wandb_run is not None:
-            self.wandb_run.log({k: v for k, v in row.items() if isinstance(v, int | float)}, step=step)
+            self.wandb_run.log(
+                {k: v for k, v in row.items() if isinstance(v, int | float)}, step=step
+            )
 
     def progress(self, step: int, metrics: dict[str, Any]) -> None:
         self.bar.update(1)
@@ -52,7 +66,9 @@ class RunLogger:
                 "sps": metrics.get("perf/env_steps_per_s"),
                 "lag": metrics.get("rollout/policy_lag_max"),
             }
-            self.bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items() if isinstance(v, int | float)})
+            self.bar.set_postfix(
+                {k: f"{v:.3g}" for k, v in shown.items() if isinstance(v, int | float)}
+            )
 
     def message(self, text: str) -> None:
         self.bar.write(text)

@@ -65,7 +65,9 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
             # compared, so group methods collect whole, synchronized episodes.
             cfg.env.reset_mode = "synchronized"
         reset_each = cfg.train.reset_each_segment
-        cfg.train.reset_each_segment = bool(uses_groups) if reset_each == "auto" else bool(reset_each)
+        cfg.train.reset_each_segment = (
+            bool(uses_groups) if reset_each == "auto" else bool(reset_each)
+        )
         steps = cfg.train.steps_per_segment
         if steps == "auto":
             steps = math.ceil(int(cfg.env.max_episode_steps) / execute) if uses_groups else 8
@@ -84,7 +86,11 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -102,11 +108,21 @@ def episode_metrics(segment: Segment) -> dict[str, float]:
         metrics["rollout/episode_return"] = float(np.mean([e.episode_return for e in episodes]))
         metrics["rollout/episode_length"] = float(np.mean([e.length for e in episodes]))
     active = segment.active.float()
-    metrics["rollout/decision_reward"] = float((segment.reward * active).sum() / active.sum().clamp(min=1))
+    metrics["rollout/decision_reward"] = float(
+        (segment.reward * active).sum() / active.sum().clamp(min=1)
+    )
     return metrics
 
 
-def time_breakdown(gather: GatherResult, learner_s: float, sync_s: float, iteration_s: float) -> dict[str, float]:
+def consumed_lag(batch: dict[str, Any], learner_version: int) -> float:
+    """Largest version lag among the decisions the learner actually trained on."""
+    versions = batch["version"]
+    return float(learner_version - int(versions.min())) if versions.numel() else 0.0
+
+
+def time_breakdown(
+    gather: GatherResult, learner_s: float, sync_s: float, iteration_s: float
+) -> dict[str, float]:
     """Seconds per phase in this iteration. Rollout phases are summed over workers (they run in their
     own processes); idle is the driver's wait for segments that no other driver phase explains."""
     sim = sum(t["sim_wait_s"] for t in gather.worker_timings)
@@ -145,7 +161,9 @@ class Trainer:
         seed_everything(int(cfg.seed))
 
         self.run_dir = self.resume_dir or new_run_dir(str(cfg.output_root), str(cfg.name))
-        write_config(self.run_dir, cfg, "config.yaml" if self.resume_dir is None else "config.resume.yaml")
+        write_config(
+            self.run_dir, cfg, "config.yaml" if self.resume_dir is None else "config.resume.yaml"
+        )
         (self.run_dir / "checkpoints").mkdir(exist_ok=True)
 
         self.learner = build_learner(policy, cfg, self.spec)
@@ -177,7 +195,12 @@ class Trainer:
         cfg = self.cfg
         total = int(cfg.train.iterations)
         logger = RunLogger(
-            self.run_dir, cfg.logger, OmegaConf.to_container(cfg, resolve=True), total, self.iteration, str(cfg.name)
+            self.run_dir,
+            cfg.logger,
+            OmegaConf.to_container(cfg, resolve=True),
+            total,
+            self.iteration,
+            str(cfg.name),
         )
         logger.message(f"rl-post train: outputs in {self.run_dir}")
         try:
@@ -185,18 +208,25 @@ class Trainer:
                 start = time.perf_counter()
                 gather = self.collector.gather(self.version)  # 1. collect
                 segment = merge_segments(gather.segments)
-                self._score(segment)  # 2. score (rewards are the env's unless a reward model is set)
+                self._score(
+                    segment
+                )  # 2. score (rewards are the env's unless a reward model is set)
                 from rl_post.algorithms.objective import compute_advantages
 
                 adv = compute_advantages(advantage_inputs(segment), cfg.algo)  # 3. advantages
                 batch = flatten_batch(segment, adv["advantages"], adv["returns"], adv["mask"])
+                lag = consumed_lag(batch, self.version)
                 learner_start = time.perf_counter()
-                update_stats = self.learner.update(batch) if batch_size(batch) > 0 else {"skipped_update": 1.0}
+                update_stats = (
+                    self.learner.update(batch) if batch_size(batch) > 0 else {"skipped_update": 1.0}
+                )
                 learner_s = time.perf_counter() - learner_start  # 4. update
                 sync_start = time.perf_counter()
                 if batch_size(batch) > 0:
                     self.version += 1
-                    self.pool.push_weights(self.version, self.learner.policy_state())  # 5. push weights
+                    self.pool.push_weights(
+                        self.version, self.learner.policy_state()
+                    )  # 5. push weights
                 sync_s = time.perf_counter() - sync_start
                 self.iteration += 1
                 iteration_s = time.perf_counter() - start
@@ -210,6 +240,7 @@ class Trainer:
                     **time_breakdown(gather, learner_s, sync_s, iteration_s),
                     "rollout/policy_lag_max": float(gather.max_lag),
                     "rollout/stale_dropped": float(gather.stale_dropped),
+                    "rollout/consumed_lag_max": lag,
                     "learner/batch_size": float(batch_size(batch)),
                     "perf/env_steps": float(self.env_steps),
                     "perf/env_steps_per_s": steps / max(iteration_s, 1e-9),
@@ -242,7 +273,9 @@ class Trainer:
 
     def _due(self, every: int) -> bool:
         every = int(every)
-        return (every > 0 and self.iteration % every == 0) or self.iteration == int(self.cfg.train.iterations)
+        return (every > 0 and self.iteration % every == 0) or self.iteration == int(
+            self.cfg.train.iterations
+        )
 
     def _score(self, segment: Segment) -> None:
         """Hook for reward models; the environment's reward is used as is by default."""
@@ -263,7 +296,7 @@ class Trainer:
             mode=str(cfg.eval.mode),
             num_envs=min(int(cfg.eval.num_envs), len(seeds)),
         )
-        overall = report["overall"]
+        overall = report["tasks"]["overall"]
         return {
             "eval/success_rate": float(overall["success_rate"]),
             "eval/ci_low": float(overall["ci_low"]),
@@ -304,14 +337,24 @@ class Trainer:
 
     def _prune_checkpoints(self) -> None:
         keep = int(self.cfg.checkpoint.keep_last)
-        found = sorted(p for p in (self.run_dir / "checkpoints").glob("iter_*") if not p.name.endswith(".partial"))
+        found = sorted(
+            p
+            for p in (self.run_dir / "checkpoints").glob("iter_*")
+            if not p.name.endswith(".partial")
+        )
         for old in found[:-keep] if keep > 0 else []:
             shutil.rmtree(old)
 
     def _load_latest_checkpoint(self) -> None:
-        found = sorted(p for p in (self.run_dir / "checkpoints").glob("iter_*") if not p.name.endswith(".partial"))
+        found = sorted(
+            p
+            for p in (self.run_dir / "checkpoints").glob("iter_*")
+            if not p.name.endswith(".partial")
+        )
         if not found:
-            raise ConfigError(f"resume={self.run_dir}: no checkpoint under {self.run_dir / 'checkpoints'}")
+            raise ConfigError(
+                f"resume={self.run_dir}: no checkpoint under {self.run_dir / 'checkpoints'}"
+            )
         latest = found[-1]
         self.learner.load(latest / "learner")
         state = torch.load(latest / TRAINER_STATE_FILE, weights_only=False)
@@ -335,11 +378,16 @@ class Trainer:
 
     @staticmethod
     def _merge_resume_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
-        """A resumed run keeps its recorded config; only the iteration budget may be raised."""
+        """A resumed run keeps its recorded config; only the iteration budget may change, and only
+        when `train.iterations` was given on this command line (it differs from the default)."""
+        from rl_post.config import load_config
+
         saved = OmegaConf.load(run_dir / "config.yaml")
+        default_iterations = int(load_config("train").train.iterations)
         with open_dict(saved):
             saved.resume = str(run_dir)
-            saved.train.iterations = max(int(cfg.train.iterations), int(saved.train.iterations))
+            if int(cfg.train.iterations) != default_iterations:
+                saved.train.iterations = int(cfg.train.iterations)
         return saved  # type: ignore[return-value]
 
     def _wait_for_actors(self, actors: list[Any], timeout_s: float) -> None:

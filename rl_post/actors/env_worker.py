@@ -26,7 +26,9 @@ def _to_cpu(value: Any) -> Any:
 class EnvShard:
     """Owns one vector env built from config; what the EnvWorker actor wraps."""
 
-    def __init__(self, env_cfg: Any, num_envs: int, seed_offset: int, tasks: list[str] | None = None):
+    def __init__(
+        self, env_cfg: Any, num_envs: int, seed_offset: int, tasks: list[str] | None = None
+    ):
         from rl_post.envs.factory import make_vector_env
 
         self.env = make_vector_env(env_cfg, num_envs=num_envs, seed_offset=seed_offset, tasks=tasks)

@@ -139,8 +139,15 @@ class RolloutWorker:
 
     # ---- state for checkpoints ----------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        cursors = [self.shards[i].wait(self.shards[i].submit("seed_cursor")) for i in range(len(self.shards))]
-        return {"generator": self.generator.get_state(), "seed_cursors": cursors, "version": self.version}
+        cursors = [
+            self.shards[i].wait(self.shards[i].submit("seed_cursor"))
+            for i in range(len(self.shards))
+        ]
+        return {
+            "generator": self.generator.get_state(),
+            "seed_cursors": cursors,
+            "version": self.version,
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
@@ -151,7 +158,9 @@ class RolloutWorker:
         self._stage_obs = [None] * len(self.shards)
 
     # ---- collection ----------------------------------------------------------------------------
-    def collect_segment(self, num_steps: int, reset: bool = False) -> tuple[Segment, dict[str, float]]:
+    def collect_segment(
+        self, num_steps: int, reset: bool = False
+    ) -> tuple[Segment, dict[str, float]]:
         """Run `num_steps` chunk-steps on every shard; `reset` starts every episode afresh first."""
         for attempt in range(MAX_SHARD_RESTARTS_PER_SEGMENT + 1):
             try:
@@ -175,7 +184,9 @@ class RolloutWorker:
         return dead
 
     def _restart_shard(self, index: int, cause: Exception) -> None:
-        message = f"env shard {index} crashed ({type(cause).__name__}: {cause}); restarted and re-seeded"
+        message = (
+            f"env shard {index} crashed ({type(cause).__name__}: {cause}); restarted and re-seeded"
+        )
         log.warning(message)
         self.events.append(message)
         try:
@@ -227,9 +238,13 @@ class RolloutWorker:
                 assert obs is not None
                 infer_start = time.perf_counter()
                 with torch.no_grad():
-                    out = self.policy.act(obs_to_device(obs, self.device), self.act_mode, generator=self.generator)
+                    out = self.policy.act(
+                        obs_to_device(obs, self.device), self.act_mode, generator=self.generator
+                    )
                 timings.inference_s += time.perf_counter() - infer_start
-                pending[s] = self.shards[s].submit("step_chunk", out.actions.cpu(), self.execute_steps)
+                pending[s] = self.shards[s].submit(
+                    "step_chunk", out.actions.cpu(), self.execute_steps
+                )
                 buf = buffers[s]
                 buf.obs.append({k: v for k, v in obs.items() if isinstance(v, torch.Tensor)})
                 buf.actions.append(out.actions.cpu())
@@ -255,7 +270,9 @@ class RolloutWorker:
         self._episode_index[stage] += result.done.long()
         self.finished_episodes.extend(result.episodes)
 
-    def _build_segment(self, buffers: list[_StageBuffer], last_values: list[torch.Tensor]) -> Segment:
+    def _build_segment(
+        self, buffers: list[_StageBuffer], last_values: list[torch.Tensor]
+    ) -> Segment:
         def stack(getter: Callable[[_StageBuffer], list[torch.Tensor]]) -> torch.Tensor:
             return torch.cat([torch.stack(getter(b)) for b in buffers], dim=1)
 
@@ -266,9 +283,15 @@ class RolloutWorker:
         stored_keys = buffers[0].stored[0].keys()
         num_steps = len(buffers[0].actions)
         versions = torch.cat(
-            [torch.tensor(b.version).unsqueeze(1).expand(num_steps, b.actions[0].shape[0]) for b in buffers], dim=1
+            [
+                torch.tensor(b.version).unsqueeze(1).expand(num_steps, b.actions[0].shape[0])
+                for b in buffers
+            ],
+            dim=1,
         )
-        instructions = [text for s in range(len(buffers)) for text in self._stage_obs[s]["instruction"]]
+        instructions = [
+            text for s in range(len(buffers)) for text in self._stage_obs[s]["instruction"]
+        ]
         episodes = [e for b in buffers for r in b.results for e in r.episodes]
         return Segment(
             obs={k: stack(lambda b, k=k: [o[k] for o in b.obs]) for k in obs_keys},

@@ -57,6 +57,8 @@ class CpuVectorEnv(ChunkedVectorEnv):
         from rl_post.envs.cpu_worker import worker_main
 
         self._timeout_s = settings.worker_timeout_s
+        self._start_method = settings.start_method
+        self._starting = True
         self._processes: list[Any] = []
         self._conns: list[Connection] = []
         self._closed = False
@@ -79,6 +81,7 @@ class CpuVectorEnv(ChunkedVectorEnv):
             for i, task in enumerate(tasks):
                 descriptions[task] = self._receive(i, task, expect="ready")
             spec = build_obs_spec(descriptions, settings)
+            self._starting = False
         except BaseException:
             self.close()
             raise
@@ -164,6 +167,13 @@ class CpuVectorEnv(ChunkedVectorEnv):
         self.close()
         if what == "died":
             what = f"died (exit code {proc.exitcode})"
+            if self._starting:
+                what += (
+                    " while starting. Workers start with the "
+                    f"'{self._start_method}' method, which re-imports the __main__ module: a "
+                    "script that builds envs at import time needs an "
+                    "`if __name__ == '__main__':` guard"
+                )
         raise EnvWorkerError(
             f"env worker {i} ({task}, pid {proc.pid}) {what}. The vector env was closed; build a "
             "new one to continue"

@@ -23,7 +23,9 @@ def advantage_inputs(segment: Segment) -> dict[str, torch.Tensor]:
     }
 
 
-def flatten_batch(segment: Segment, advantages: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
+def flatten_batch(
+    segment: Segment, advantages: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor
+) -> dict[str, Any]:
     """Keep only decisions with mask > 0 and flatten [T, N] to [B]."""
     keep = (mask > 0) & segment.active
     t_index, n_index = keep.nonzero(as_tuple=True)

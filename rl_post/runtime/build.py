@@ -48,7 +48,9 @@ def plan_layout(num_envs: int, group_size: int, runtime_cfg: DictConfig) -> Roll
     # A shard must hold whole groups (a group resets together); fall back to fewer stages if not.
     while stages > 1 and (per_worker % stages != 0 or (per_worker // stages) % group_size != 0):
         stages -= 1
-    return RolloutLayout(workers, stages, per_worker, per_worker // stages, int(runtime_cfg.env_seed_stride))
+    return RolloutLayout(
+        workers, stages, per_worker, per_worker // stages, int(runtime_cfg.env_seed_stride)
+    )
 
 
 def rollout_device(runtime_cfg: DictConfig) -> str:
@@ -56,7 +58,9 @@ def rollout_device(runtime_cfg: DictConfig) -> str:
     if wanted == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if wanted.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("runtime.placement.rollout_device=cuda but CUDA is not available; use cpu or auto")
+        raise ConfigError(
+            "runtime.placement.rollout_device=cuda but CUDA is not available; use cpu or auto"
+        )
     return wanted
 
 
@@ -82,7 +86,9 @@ def _make_worker(
     )
 
 
-def build_local_workers(cfg: DictConfig, spec: ObsSpec, layout: RolloutLayout, weights: dict) -> list[RolloutWorker]:
+def build_local_workers(
+    cfg: DictConfig, spec: ObsSpec, layout: RolloutLayout, weights: dict
+) -> list[RolloutWorker]:
     from rl_post.models.factory import build_policy
 
     device = rollout_device(cfg.runtime)
@@ -90,7 +96,9 @@ def build_local_workers(cfg: DictConfig, spec: ObsSpec, layout: RolloutLayout, w
     for w in range(layout.num_workers):
 
         def factory(stage: int, w: int = w) -> LocalEnvHandle:
-            return LocalEnvHandle(EnvShard(cfg.env, layout.envs_per_shard, layout.shard_seed_offset(w, stage)))
+            return LocalEnvHandle(
+                EnvShard(cfg.env, layout.envs_per_shard, layout.shard_seed_offset(w, stage))
+            )
 
         policy = build_policy(cfg.model, spec)
         policy.load_state_dict(weights)
@@ -101,13 +109,17 @@ def build_local_workers(cfg: DictConfig, spec: ObsSpec, layout: RolloutLayout, w
 class RolloutActor:
     """Ray shell over RolloutWorker: builds its policy and its EnvWorker actors in its own process."""
 
-    def __init__(self, cfg_dict: dict, spec: ObsSpec, layout: RolloutLayout, worker_index: int, weights: dict):
+    def __init__(
+        self, cfg_dict: dict, spec: ObsSpec, layout: RolloutLayout, worker_index: int, weights: dict
+    ):
         from rl_post.models.factory import build_policy
 
         torch.set_num_threads(max(1, int(cfg_dict["runtime"]["torch_threads"])))
         cfg = OmegaConf.create(cfg_dict)
         placement = cfg.runtime.placement
-        env_actor = env_worker_actor_class(float(placement.env_worker_num_cpus), float(placement.env_worker_num_gpus))
+        env_actor = env_worker_actor_class(
+            float(placement.env_worker_num_cpus), float(placement.env_worker_num_gpus)
+        )
 
         def factory(stage: int) -> RayEnvHandle:
             offset = layout.shard_seed_offset(worker_index, stage)
@@ -116,7 +128,9 @@ class RolloutActor:
         policy = build_policy(cfg.model, spec)
         policy.load_state_dict(weights)
         device = rollout_device(cfg.runtime)
-        self.worker = _make_worker(policy, factory, layout, worker_index, int(cfg.env.num_envs), cfg, device)
+        self.worker = _make_worker(
+            policy, factory, layout, worker_index, int(cfg.env.num_envs), cfg, device
+        )
 
     def collect_segment(self, num_steps: int, reset: bool) -> Any:
         return self.worker.collect_segment(num_steps, reset)
@@ -158,9 +172,16 @@ def init_ray(runtime_cfg: DictConfig) -> None:
     if ray_cfg.address:
         kwargs["address"] = str(ray_cfg.address)
     else:
-        kwargs["num_cpus"] = int(ray_cfg.num_cpus) if ray_cfg.num_cpus else max(2, os.cpu_count() or 2)
+        kwargs["num_cpus"] = (
+            int(ray_cfg.num_cpus) if ray_cfg.num_cpus else max(2, os.cpu_count() or 2)
+        )
     # The package must be importable in every worker process, including those Ray starts itself.
-    kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": _package_root(), "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}}
+    kwargs["runtime_env"] = {
+        "env_vars": {
+            "PYTHONPATH": _package_root(),
+            "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+        }
+    }
     ray.init(**kwargs)
 
 
@@ -172,7 +193,9 @@ def _package_root() -> str:
     return f"{root}:{existing}" if existing else root
 
 
-def build_ray_actors(cfg: DictConfig, spec: ObsSpec, layout: RolloutLayout, weights: dict) -> list[Any]:
+def build_ray_actors(
+    cfg: DictConfig, spec: ObsSpec, layout: RolloutLayout, weights: dict
+) -> list[Any]:
     import ray
 
     placement = cfg.runtime.placement
@@ -183,7 +206,9 @@ def build_ray_actors(cfg: DictConfig, spec: ObsSpec, layout: RolloutLayout, weig
     )(RolloutActor)
     cfg_dict = OmegaConf.to_container(cfg, resolve=True)
     weights_ref = ray.put(weights)
-    return [actor_cls.remote(cfg_dict, spec, layout, w, weights_ref) for w in range(layout.num_workers)]
+    return [
+        actor_cls.remote(cfg_dict, spec, layout, w, weights_ref) for w in range(layout.num_workers)
+    ]
 
 
 def build_learner(policy: torch.nn.Module, cfg: DictConfig, spec: ObsSpec) -> Any:

@@ -36,7 +36,14 @@ def mask_stale(segment: Segment, current_version: int, max_staleness: int) -> tu
 
 
 class SegmentCollector:
-    def __init__(self, pool: Any, steps_per_segment: int, reset_each_segment: bool, mode: str, max_staleness: int):
+    def __init__(
+        self,
+        pool: Any,
+        steps_per_segment: int,
+        reset_each_segment: bool,
+        mode: str,
+        max_staleness: int,
+    ):
         if mode not in {"sync", "async"}:
             raise ValueError(f"collector mode must be sync or async, got {mode!r}")
         self.pool = pool

@@ -18,7 +18,10 @@ from rl_post.actors.rollout_worker import RolloutWorker
 class LocalRolloutPool:
     def __init__(self, workers: list[RolloutWorker]):
         self.workers = workers
-        self._threads = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rollout-{i}") for i in range(len(workers))]
+        self._threads = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rollout-{i}")
+            for i in range(len(workers))
+        ]
 
     def __len__(self) -> int:
         return len(self.workers)
@@ -29,7 +32,9 @@ class LocalRolloutPool:
     def ready(self, pending: list[Any], timeout: float | None = None) -> list[int]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        done, _ = wait([p for p in pending if p is not None], timeout=timeout, return_when=FIRST_COMPLETED)
+        done, _ = wait(
+            [p for p in pending if p is not None], timeout=timeout, return_when=FIRST_COMPLETED
+        )
         return [i for i, p in enumerate(pending) if p is not None and p in done]
 
     def result(self, pending: Any) -> Any:

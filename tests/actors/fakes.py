@@ -11,7 +11,14 @@ from rl_post.models.policy import ActOutput, EvalOutput
 class CountingShard:
     """Each sub-env's state is its step counter; reward 1 per step; episodes end by time limit."""
 
-    def __init__(self, num_envs: int, episode_len: int, horizon: int = 2, action_dim: int = 1, fail_after: int = -1):
+    def __init__(
+        self,
+        num_envs: int,
+        episode_len: int,
+        horizon: int = 2,
+        action_dim: int = 1,
+        fail_after: int = -1,
+    ):
         self.num_envs = num_envs
         self.episode_len = episode_len
         self.horizon = horizon

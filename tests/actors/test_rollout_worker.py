@@ -10,7 +10,9 @@ def make_worker(shards, group_size=1, seed=0):
 
     def factory(i):
         created.append(i)
-        return LocalEnvHandle(shards[i] if len(created) <= len(shards) else CountingShard(2, episode_len=5))
+        return LocalEnvHandle(
+            shards[i] if len(created) <= len(shards) else CountingShard(2, episode_len=5)
+        )
 
     worker = RolloutWorker(
         policy=BiasPolicy(),

@@ -27,7 +27,9 @@ def pool_of(num_workers: int) -> LocalRolloutPool:
 
 def test_sync_gather_returns_one_segment_per_worker_with_current_version():
     pool = pool_of(2)
-    collector = SegmentCollector(pool, steps_per_segment=3, reset_each_segment=False, mode="sync", max_staleness=5)
+    collector = SegmentCollector(
+        pool, steps_per_segment=3, reset_each_segment=False, mode="sync", max_staleness=5
+    )
     result = collector.gather(current_version=0)
     assert len(result.segments) == 2 and result.max_lag == 0 and result.stale_dropped == 0
     merged = merge_segments(result.segments)
@@ -38,7 +40,9 @@ def test_sync_gather_returns_one_segment_per_worker_with_current_version():
 
 def test_async_gather_relaunches_collection_and_tracks_lag():
     pool = pool_of(1)
-    collector = SegmentCollector(pool, steps_per_segment=2, reset_each_segment=False, mode="async", max_staleness=1)
+    collector = SegmentCollector(
+        pool, steps_per_segment=2, reset_each_segment=False, mode="async", max_staleness=1
+    )
     collector.gather(current_version=0)
     assert collector._in_flight[0] is not None  # next segment already being collected
     pool.push_weights(1, {"bias": torch.tensor([1.0])})

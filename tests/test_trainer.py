@@ -1,0 +1,117 @@
+"""The driver in serial mode (no Ray): same components, one process."""
+
+import shutil
+
+import pytest
+import torch
+
+from rl_post.cli import main as cli_main
+from rl_post.config import ConfigError
+from rl_post.runtime.batch import advantage_inputs, flatten_batch
+from rl_post.runtime.collector import merge_segments
+from rl_post.trainer import Trainer, prepare_config
+from tests.trainer_helpers import read_metrics, tiny_config
+
+pytestmark = pytest.mark.e2e
+
+DETERMINISTIC_KEYS = [
+    "rollout/episode_return",
+    "rollout/decision_reward",
+    "adv/adv_mean",
+    "adv/return_mean",
+    "learner/policy_loss",
+    "learner/value_loss",
+    "learner/approx_kl",
+    "perf/env_steps",
+    "version",
+]
+
+
+def test_sync_ppo_first_minibatch_ratio_is_one_and_run_writes_outputs(tmp_path):
+    trainer = Trainer(tiny_config(tmp_path, "runtime=serial", "train.iterations=2"))
+    from rl_post.algorithms.objective import compute_advantages
+
+    gather = trainer.collector.gather(trainer.version)
+    segment = merge_segments(gather.segments)
+    adv = compute_advantages(advantage_inputs(segment), trainer.cfg.algo)
+    batch = flatten_batch(segment, adv["advantages"], adv["returns"], adv["mask"])
+    policy = trainer.learner._policy
+    with torch.no_grad():
+        new = policy.evaluate(batch["obs"], batch["stored"])
+    ratio = torch.exp(new.logprob.sum(dim=(1, 2)) - batch["logprob_old"].sum(dim=(1, 2)))
+    assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-5)
+    trainer.collector.drain()
+
+    assert trainer.run() == 0
+    rows = read_metrics(trainer.run_dir)
+    assert [r["iteration"] for r in rows] == [1, 2]
+    assert rows[-1]["version"] == 2 and rows[-1]["perf/env_steps"] > 0
+    assert {
+        "time/sim_s",
+        "time/inference_s",
+        "time/learner_s",
+        "time/weight_sync_s",
+        "time/idle_s",
+    } <= set(rows[-1])
+    assert (trainer.run_dir / "config.yaml").is_file()
+    assert (trainer.run_dir / "checkpoints" / "iter_000002" / "policy").is_dir()
+
+
+def test_resume_continues_counters_and_reproduces_next_iteration(tmp_path):
+    overrides = [
+        "runtime=serial",
+        "train.iterations=2",
+        "train.reset_each_segment=true",
+        "checkpoint.every=1",
+        "checkpoint.keep_last=5",
+    ]
+    first = Trainer(tiny_config(tmp_path / "a", *overrides))
+    assert first.run() == 0
+    reference = read_metrics(first.run_dir)
+
+    resumed_dir = tmp_path / "b"
+    shutil.copytree(first.run_dir, resumed_dir)
+    shutil.rmtree(resumed_dir / "checkpoints" / "iter_000002")
+    (resumed_dir / "metrics.jsonl").write_text(
+        (first.run_dir / "metrics.jsonl").read_text().splitlines()[0] + "\n"
+    )
+
+    second = Trainer(tiny_config(tmp_path / "c", "runtime=serial", f"resume={resumed_dir}"))
+    assert second.iteration == 1 and second.version == 1
+    assert second.run() == 0
+    rows = read_metrics(resumed_dir)
+    assert [r["iteration"] for r in rows] == [1, 2]
+    for key in DETERMINISTIC_KEYS:
+        assert rows[1][key] == pytest.approx(reference[1][key], rel=1e-5, abs=1e-6), key
+
+
+def test_num_envs_not_divisible_by_group_size_fails_before_workers_start(tmp_path):
+    cfg = tiny_config(tmp_path, "algo=grpo", "algo.group_size=4", "env.num_envs=6")
+    with pytest.raises(ConfigError, match="num_envs=6 is not divisible"):
+        prepare_config(cfg)
+
+
+def test_checkpoint_of_another_model_kind_fails_before_workers_start(tmp_path):
+    from rl_post.envs.spec import ObsSpec
+    from rl_post.models.checkpoint import save_policy
+    from rl_post.models.factory import build_policy
+
+    token_cfg = tiny_config(tmp_path, "model=token_tiny")
+    spec = ObsSpec(state_dim=42, action_dim=7, action_low=(-1.0,) * 7, action_high=(1.0,) * 7)
+    save_policy(build_policy(token_cfg.model, spec), tmp_path / "token_ckpt")
+    with pytest.raises(ConfigError, match="token"):
+        Trainer(tiny_config(tmp_path, "model=flow_tiny", f"init_from={tmp_path / 'token_ckpt'}"))
+    assert not (tmp_path / "PickCube-v1-flow_tiny-ppo").exists()
+
+
+def test_cli_reports_unknown_key_and_unknown_group_choice(capsys):
+    assert cli_main(["train", "algo.not_a_key=1"]) == 2
+    assert "unknown config key 'algo.not_a_key'" in capsys.readouterr().err
+    assert cli_main(["train", "algo=ppx"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown algo 'ppx'" in err and "grpo" in err and "ppo" in err
+
+
+def test_ppo_without_value_head_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="value_head"):
+        prepare_config(tiny_config(tmp_path, "model.value_head=false"))
