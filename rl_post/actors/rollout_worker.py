@@ -62,6 +62,7 @@ class _StageBuffer:
     version: list[int] = field(default_factory=list)
     results: list[ChunkStepResult] = field(default_factory=list)
     bootstrap_value: list[torch.Tensor] = field(default_factory=list)
+    end_obs: list[dict[str, torch.Tensor]] = field(default_factory=list)
     group_id: list[torch.Tensor] = field(default_factory=list)
 
 
@@ -97,6 +98,7 @@ class RolloutWorker:
         device: str | torch.device = "cpu",
         seed: int = 0,
         act_mode: str = "stochastic",
+        store_end_obs: bool = False,
     ):
         self.device = torch.device(device)
         self.policy = policy.to(self.device).eval()
@@ -108,6 +110,7 @@ class RolloutWorker:
         self.global_env_offset = global_env_offset
         self.total_groups = max(1, total_envs // group_size)
         self.act_mode = act_mode
+        self.store_end_obs = store_end_obs
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.version = 0
@@ -267,6 +270,8 @@ class RolloutWorker:
             index = needs.nonzero().flatten()
             bootstrap[index] = self._value_of(select_obs(result.final_obs, index))
         buf.bootstrap_value.append(bootstrap)
+        if self.store_end_obs:
+            buf.end_obs.append({k: v for k, v in result.final_obs.items() if isinstance(v, torch.Tensor)})
         self._episode_index[stage] += result.done.long()
         self.finished_episodes.extend(result.episodes)
 
@@ -311,6 +316,9 @@ class RolloutWorker:
             success=stack_results("success").bool(),
             steps=stack_results("steps").long(),
             episodes=episodes,
+            end_obs={k: stack(lambda b, k=k: [o[k] for o in b.end_obs]) for k in obs_keys}
+            if self.store_end_obs
+            else {},
         )
 
     def pop_events(self) -> list[str]:

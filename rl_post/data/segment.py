@@ -29,6 +29,9 @@ class Segment:
     success: torch.Tensor  # [T, N] bool, success at the end of each decision
     steps: torch.Tensor  # [T, N] int64, low-level env steps executed by each decision
     episodes: list = field(default_factory=list)  # EpisodeStats of episodes finished in segment
+    # Observation at the END of each decision (before any auto-reset), [T, N, ...] per tensor key;
+    # recorded only when a reward model needs it (RolloutWorker(store_end_obs=True)), else empty.
+    end_obs: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def num_steps(self) -> int:

@@ -83,6 +83,7 @@ def _make_worker(
         total_envs=total_envs,
         device=device,
         seed=int(cfg.seed) * 1000 + worker_index,
+        store_end_obs=bool(cfg.get("reward", {}).get("needs_end_obs", False)),
     )
 
 

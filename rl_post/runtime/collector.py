@@ -121,4 +121,5 @@ def merge_segments(segments: list[Segment]) -> Segment:
         success=cat("success"),
         steps=cat("steps"),
         episodes=[e for s in segments for e in s.episodes],
+        end_obs={k: torch.cat([s.end_obs[k] for s in segments], dim=1) for k in first.end_obs},
     )

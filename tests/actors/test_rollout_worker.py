@@ -82,3 +82,12 @@ def test_crashed_shard_is_rebuilt_and_collection_continues():
     assert created == [0, 0]
     events = worker.pop_events()
     assert len(events) == 1 and "restarted" in events[0]
+
+
+def test_end_obs_recorded_only_when_asked():
+    worker, _ = make_worker([CountingShard(2, episode_len=5)])
+    assert worker.collect_segment(2)[0].end_obs == {}
+    worker.store_end_obs = True
+    segment, _ = worker.collect_segment(3)
+    # the episode continues from counter 4: it ends at 5 (pre-reset final obs kept), then 2, 4
+    assert segment.end_obs["state"][:, 0, 0].tolist() == [5.0, 2.0, 4.0]
