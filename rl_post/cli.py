@@ -16,10 +16,15 @@ from rl_post.config import ConfigError, load_config
 # command -> (config name, "module:function" taking the composed DictConfig)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "rl_post.trainer:train_main"),
+    "bench": ("bench_train", "rl_post.bench.throughput:bench_train_main"),
+    "bench-train": ("bench_train", "rl_post.bench.throughput:bench_train_main"),
     "bench-sim": ("bench", "rl_post.bench.sim:bench_sim_main"),
+    "sweep": ("sweep", "rl_post.bench.sweep:sweep_main"),
+    "sweep-gpu": ("sweep_gpu", "rl_post.bench.sweep:sweep_main"),
     "collect-demos": ("collect", "rl_post.sft.collect:collect_main"),
     "sft": ("sft", "rl_post.sft.train:sft_main"),
     "eval": ("eval", "rl_post.eval.run:eval_main"),
+    "reward-train": ("reward_train", "rl_post.rewards.train:reward_train_main"),
 }
 
 
@@ -36,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     command, overrides = args[0], args[1:]
     if command == "bench" and overrides and overrides[0] == "sim":
         command, overrides = "bench-sim", overrides[1:]
+    if command == "reward" and overrides and overrides[0] == "train":
+        command, overrides = "reward-train", overrides[1:]
     if command not in COMMANDS:
         print(f"rl-post: unknown command '{command}'. {_usage()}", file=sys.stderr)
         return 2

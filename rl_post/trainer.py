@@ -121,20 +121,29 @@ def consumed_lag(batch: dict[str, Any], learner_version: int) -> float:
 
 
 def time_breakdown(
-    gather: GatherResult, learner_s: float, sync_s: float, iteration_s: float
+    gather: GatherResult, learner_s: float, sync_s: float, iteration_s: float, mode: str
 ) -> dict[str, float]:
-    """Seconds per phase in this iteration. Rollout phases are summed over workers (they run in their
-    own processes); idle is the driver's wait for segments that no other driver phase explains."""
-    sim = sum(t["sim_wait_s"] for t in gather.worker_timings)
-    inference = sum(t["inference_s"] for t in gather.worker_timings)
-    swap = sum(t["weight_swap_s"] for t in gather.worker_timings)
+    """Seconds per phase in this iteration, as seen from the driver.
+
+    Rollout workers run in parallel, so sim and inference are means over workers. Idle is the time
+    nothing useful happened on the critical path: in sync mode the iteration minus rollout, learner
+    and weight sync; in async mode (rollout overlaps the update) the learner's wait for segments.
+    """
+    workers = max(1, len(gather.worker_timings))
+    sim = sum(t["sim_wait_s"] for t in gather.worker_timings) / workers
+    inference = sum(t["inference_s"] for t in gather.worker_timings) / workers
+    swap = sum(t["weight_swap_s"] for t in gather.worker_timings) / workers
+    if mode == "async":
+        idle = gather.wait_s
+    else:
+        idle = iteration_s - (sim + inference + swap) - learner_s - sync_s
     return {
         "time/sim_s": sim,
         "time/inference_s": inference,
         "time/learner_s": learner_s,
         "time/weight_sync_s": sync_s + swap,
+        "time/idle_s": max(0.0, idle),
         "time/driver_wait_s": gather.wait_s,
-        "time/idle_s": max(0.0, iteration_s - gather.wait_s - learner_s - sync_s),
         "time/iteration_s": iteration_s,
     }
 
@@ -152,6 +161,9 @@ class Trainer:
         # Oversubscribed intra-op threads slow small CPU models by 10-50x on a shared machine.
         torch.set_num_threads(max(1, int(cfg.runtime.torch_threads)))
         self.spec = obs_spec_for(cfg.env)
+        from rl_post.rewards.base import build_scorer, parse_reward_settings
+
+        parse_reward_settings(cfg)  # a bad reward config fails before any worker starts
         policy = build_policy(cfg.model, self.spec)
         if cfg.init_from and self.resume_dir is None:
             loaded = load_policy(str(cfg.init_from), expect_config=cfg.model, spec=self.spec)
@@ -183,6 +195,8 @@ class Trainer:
             mode=str(cfg.runtime.mode),
             max_staleness=int(cfg.runtime.max_staleness),
         )
+        self.scorer = build_scorer(cfg, self.spec, use_ray=bool(cfg.runtime.use_ray))
+        self.reward_metrics: dict[str, float] = {}
         self.iteration = 0
         self.version = 0
         self.env_steps = 0
@@ -235,9 +249,10 @@ class Trainer:
                 self.env_steps += steps
                 metrics = {
                     **episode_metrics(segment),
+                    **self.reward_metrics,
                     **{f"adv/{k}": v for k, v in adv["stats"].items()},
                     **{f"learner/{k}": v for k, v in update_stats.items()},
-                    **time_breakdown(gather, learner_s, sync_s, iteration_s),
+                    **time_breakdown(gather, learner_s, sync_s, iteration_s, str(cfg.runtime.mode)),
                     "rollout/policy_lag_max": float(gather.max_lag),
                     "rollout/stale_dropped": float(gather.stale_dropped),
                     "rollout/consumed_lag_max": lag,
@@ -278,7 +293,8 @@ class Trainer:
         )
 
     def _score(self, segment: Segment) -> None:
-        """Hook for reward models; the environment's reward is used as is by default."""
+        """Rewrite segment.reward with the configured reward (`reward=...`; env reward by default)."""
+        self.reward_metrics = self.scorer.score(segment)
 
     # ---- evaluation ---------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
@@ -402,6 +418,7 @@ class Trainer:
             ) from None
 
     def close(self) -> None:
+        self.scorer.close()
         self.pool.close()
         if hasattr(self.learner, "close"):
             self.learner.close()

@@ -115,3 +115,38 @@ def test_cli_reports_unknown_key_and_unknown_group_choice(capsys):
 def test_ppo_without_value_head_is_rejected(tmp_path):
     with pytest.raises(ConfigError, match="value_head"):
         prepare_config(tiny_config(tmp_path, "model.value_head=false"))
+
+
+def test_ctrl_c_writes_a_final_checkpoint(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.trainer_helpers import TINY
+
+    args = [
+        *TINY,
+        "runtime=serial",
+        "train.iterations=100000",
+        "checkpoint.every=0",
+        f"output_root={tmp_path}",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rl_post.cli", "train", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # a process group of its own, like a terminal's foreground job
+    )
+    deadline = time.time() + 600  # generous: a bound, not a timing target
+    metrics = list(tmp_path.glob("*/*/metrics.jsonl"))
+    while time.time() < deadline and not (metrics and metrics[0].read_text().count("\n") >= 2):
+        time.sleep(1)
+        metrics = list(tmp_path.glob("*/*/metrics.jsonl"))
+    assert metrics, "training never started"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: every process of the group gets SIGINT
+    output = proc.communicate(timeout=180)[0].decode()
+    assert proc.returncode == 130, output[-2000:]
+    checkpoints = list(metrics[0].parent.glob("checkpoints/iter_*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.pt").is_file()

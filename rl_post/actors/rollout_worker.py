@@ -221,6 +221,7 @@ class RolloutWorker:
             pending_resets = [self.shards[s].submit("reset", None) for s in stages]
             for s in stages:
                 self._stage_obs[s] = self.shards[s].wait(pending_resets[s])
+                self._episode_index[s] += 1  # fresh episodes: fresh group ids
             for s in stages:
                 self._seed_cursors[s] = self.shards[s].wait(self.shards[s].submit("seed_cursor"))
         buffers = [_StageBuffer() for _ in stages]
@@ -271,7 +272,9 @@ class RolloutWorker:
             bootstrap[index] = self._value_of(select_obs(result.final_obs, index))
         buf.bootstrap_value.append(bootstrap)
         if self.store_end_obs:
-            buf.end_obs.append({k: v for k, v in result.final_obs.items() if isinstance(v, torch.Tensor)})
+            buf.end_obs.append(
+                {k: v for k, v in result.final_obs.items() if isinstance(v, torch.Tensor)}
+            )
         self._episode_index[stage] += result.done.long()
         self.finished_episodes.extend(result.episodes)
 

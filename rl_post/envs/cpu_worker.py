@@ -9,6 +9,7 @@ Replies: ("ready", EnvDescription) once after start, then ("ok", payload) or ("e
 from __future__ import annotations
 
 import os
+import signal
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -71,6 +72,9 @@ def run_chunk_single(
 
 def worker_main(conn: Connection, parent_pid: int, task: str, settings: EnvSettings) -> None:
     torch.set_num_threads(1)  # one process per core already; extra threads only contend
+    # Ctrl-C in a terminal reaches the whole process group; the owner decides when workers stop
+    # (it first writes a final checkpoint, which needs them alive).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         env = make_maniskill_env(task, settings)
         conn.send(("ready", describe_env(env, settings)))

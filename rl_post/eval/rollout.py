@@ -129,7 +129,8 @@ def evaluate_policy(
     waves = plan_waves(env_tasks, jobs)
     execute_steps = int(policy.execute_steps)
     max_decisions = math.ceil(settings.max_episode_steps / execute_steps) + 1
-    generator = torch.Generator().manual_seed(generator_seed) if mode == "stochastic" else None
+    # Seeded in both modes: a flow policy's deterministic (ODE) mode still draws its initial noise.
+    generator = torch.Generator().manual_seed(generator_seed)
     episodes: list[EpisodeStats] = []
     bar = None
     if progress:

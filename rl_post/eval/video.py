@@ -92,7 +92,8 @@ def record_videos(
 
     base = parse_env_settings(env_cfg, check_device=False)
     folder.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator().manual_seed(generator_seed) if mode == "stochastic" else None
+    # Seeded in both modes: a flow policy's deterministic (ODE) mode still draws its initial noise.
+    generator = torch.Generator().manual_seed(generator_seed)
     written = []
     for task in dict.fromkeys(base.tasks):
         settings = replace(base, tasks=(task,), num_envs=1)

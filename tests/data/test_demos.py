@@ -16,7 +16,9 @@ from rl_post.data.demos import (
     read_info,
 )
 
-STATE_META = DatasetMeta(obs_mode="state", control_mode="pd_ee_delta_pose", state_dim=3, action_dim=2)
+STATE_META = DatasetMeta(
+    obs_mode="state", control_mode="pd_ee_delta_pose", state_dim=3, action_dim=2
+)
 RGB_META = DatasetMeta(
     obs_mode="rgb",
     control_mode="pd_ee_delta_pose",
@@ -27,7 +29,9 @@ RGB_META = DatasetMeta(
 )
 
 
-def episode(seed: int, length: int = 3, task: str = "PickCube-v1", rgb: bool = False) -> DemoEpisode:
+def episode(
+    seed: int, length: int = 3, task: str = "PickCube-v1", rgb: bool = False
+) -> DemoEpisode:
     rng = np.random.default_rng(seed)
     return DemoEpisode(
         task=task,
@@ -144,7 +148,10 @@ def test_missing_file_points_to_collect_demos(tmp_path):
 def test_episode_shape_errors_are_caught_before_writing(tmp_path):
     bad = episode(1)
     bad.actions = bad.actions[:, :1]
-    with DemoWriter(tmp_path / "d.h5", STATE_META) as writer, pytest.raises(ValueError, match="actions"):
+    with (
+        DemoWriter(tmp_path / "d.h5", STATE_META) as writer,
+        pytest.raises(ValueError, match="actions"),
+    ):
         writer.add(bad)
     with DemoWriter(tmp_path / "rgb.h5", RGB_META) as writer:
         with pytest.raises(ValueError, match="rgb"):

@@ -11,7 +11,12 @@ def runtime(**overrides):
 
 def test_layout_splits_envs_over_workers_and_stages_with_distinct_seed_ranges():
     layout = plan_layout(8, 1, runtime(num_rollout_workers=2, pipeline_stages=2))
-    assert (layout.num_workers, layout.stages, layout.envs_per_worker, layout.envs_per_shard) == (2, 2, 4, 2)
+    assert (layout.num_workers, layout.stages, layout.envs_per_worker, layout.envs_per_shard) == (
+        2,
+        2,
+        4,
+        2,
+    )
     offsets = {layout.shard_seed_offset(w, s) for w in range(2) for s in range(2)}
     assert len(offsets) == 4
 

@@ -36,7 +36,9 @@ def demo(task: str, seed: int, length: int = 2, dim: int = 2) -> DemoEpisode:
 
 
 def test_bc_data_pads_narrow_states_and_keeps_instructions():
-    data = build_bc_data([demo("A", 1), demo("B", 2, length=3, dim=1)], 2, state_dim=2, use_rgb=False)
+    data = build_bc_data(
+        [demo("A", 1), demo("B", 2, length=3, dim=1)], 2, state_dim=2, use_rgb=False
+    )
     assert len(data) == 5
     np.testing.assert_array_equal(data.state[2:].numpy(), [[2, 0]] * 3)
     obs, chunks, mask = data.batch(np.array([0, 4]))

@@ -37,8 +37,16 @@ def test_sft_lowers_validation_loss(model):
     kind = model.split("_")[0]
     cfg = load_config(
         "sft",
-        [f"model={model}", "sft.steps=60", "sft.batch_size=32", "sft.lr=3e-3",
-         "sft.warmup_steps=5", "sft.val_every=30", "sft.log_every=30", *tiny_overrides(kind)],
+        [
+            f"model={model}",
+            "sft.steps=60",
+            "sft.batch_size=32",
+            "sft.lr=3e-3",
+            "sft.warmup_steps=5",
+            "sft.val_every=30",
+            "sft.log_every=30",
+            *tiny_overrides(kind),
+        ],
     )
     settings = parse_sft_settings(cfg)
     horizon = int(cfg.model.action_horizon)
@@ -49,7 +57,9 @@ def test_sft_lowers_validation_loss(model):
     policy = build_policy(cfg.model, spec)
     policy.set_normalization(normalization_from(train, settings.action_quantiles))
     best_steps: list[int] = []
-    result = train_bc(policy, train, val, settings, on_best=lambda step, loss: best_steps.append(step))
+    result = train_bc(
+        policy, train, val, settings, on_best=lambda step, loss: best_steps.append(step)
+    )
     assert result["final_val_loss"] < 0.8 * result["initial_val_loss"]
     assert result["best_val_loss"] <= result["final_val_loss"]
     assert best_steps and best_steps[0] == 30

@@ -1,0 +1,142 @@
+"""`rl-post bench`: pure summaries against hand-computed values, and one tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rl_post.bench.throughput import (
+    bench_settings,
+    format_table,
+    learning_curve,
+    ratio,
+    summarize_rollout,
+    summarize_sim,
+    summarize_training,
+)
+from rl_post.cli import main as cli_main
+from rl_post.config import ConfigError, load_config
+
+
+def _row(iteration: int, env_steps: float, iteration_s: float, **extra: float) -> dict:
+    return {
+        "iteration": iteration,
+        "perf/env_steps": env_steps,
+        "time/iteration_s": iteration_s,
+        "time/sim_s": 0.5 * iteration_s,
+        "time/inference_s": 0.25 * iteration_s,
+        "time/learner_s": 0.1,
+        "time/weight_sync_s": 0.0,
+        "time/idle_s": 0.05,
+        "time/driver_wait_s": 0.6,
+        **extra,
+    }
+
+
+def test_summarize_training_skips_warmup_and_differences_cumulative_steps():
+    rows = [
+        _row(1, 64, 10.0, **{"rollout/success_rate": 0.0}),  # warm-up: slow start, left out
+        _row(2, 128, 1.0),  # 64 steps in 1 s
+        _row(3, 192, 3.0, **{"rollout/success_rate": 0.5, "rollout/episode_return": 2.0}),
+    ]
+    s = summarize_training(rows, warmup=1)
+    assert s["iterations_measured"] == 2
+    assert s["env_steps"] == 128 and s["seconds"] == 4.0
+    assert s["env_steps_per_s"] == pytest.approx(32.0)
+    assert s["time_fraction"]["sim"] == pytest.approx(0.5)  # (0.5 + 1.5) / 4
+    assert s["time_fraction"]["inference"] == pytest.approx(0.25)
+    assert s["time_s_per_iteration"]["learner"] == pytest.approx(0.1)
+    assert s["time_fraction"]["idle"] == pytest.approx(0.1 / 4)
+    assert [c["env_steps"] for c in s["curve"]] == [64, 128, 192]
+    assert [c["success_rate"] for c in s["curve"]] == [0.0, None, 0.5]
+
+
+def test_summarize_training_needs_iterations_after_warmup():
+    with pytest.raises(ConfigError, match="train.iterations"):
+        summarize_training([_row(1, 10, 1.0)], warmup=1)
+
+
+def test_learning_curve_keeps_missing_success_as_none():
+    curve = learning_curve([_row(1, 8, 1.0)])
+    assert curve == [
+        {"iteration": 1, "env_steps": 8.0, "success_rate": None, "episode_return": None}
+    ]
+
+
+def test_summarize_rollout_sums_workers_and_segments():
+    timing = {"sim_wait_s": 0.2, "inference_s": 0.3, "weight_swap_s": 0.0, "rollout_total_s": 0.9}
+    s = summarize_rollout([40, 40], [1.0, 1.0], [timing, timing])
+    assert s["env_steps_per_s"] == pytest.approx(40.0)
+    assert s["time_fraction"]["sim"] == pytest.approx(0.2)
+    assert s["time_fraction"]["inference"] == pytest.approx(0.3)
+    assert s["time_fraction"]["other"] == pytest.approx(0.4)  # 1.8 - 0.4 - 0.6 over 2 s
+
+
+def test_summarize_sim_averages_bracketing_runs_and_reports_drift():
+    runs = [
+        {"num_envs": 2, "chunk_size": 4, "env_steps": 16, "env_steps_per_s": 100.0, "startup_s": 1},
+        {"num_envs": 2, "chunk_size": 4, "env_steps": 16, "env_steps_per_s": 50.0, "startup_s": 2},
+    ]
+    s = summarize_sim(runs)
+    assert s["env_steps_per_s"] == 75.0 and s["drift"] == 0.5 and s["env_steps"] == 32
+
+
+def test_ratio_to_missing_reference_is_none():
+    assert ratio(50.0, 200.0) == 0.25 and ratio(1.0, 0.0) is None
+
+
+def test_bench_settings_reject_unknown_choices_and_empty_measurement():
+    with pytest.raises(ConfigError, match="valid choices: local, ray"):
+        bench_settings(load_config("bench_train", ["bench.rollout_backends=[gpu]"]))
+    with pytest.raises(ConfigError, match="valid choices: sync, async"):
+        bench_settings(load_config("bench_train", ["bench.train_modes=[serial]"]))
+    with pytest.raises(ConfigError, match="raise train.iterations"):
+        bench_settings(load_config("bench_train", ["train.iterations=1"]))
+
+
+TINY_BENCH = [
+    "env.num_envs=2",
+    "env.max_episode_steps=8",
+    "env.reward_mode=dense",
+    "train.steps_per_segment=2",
+    "train.iterations=2",
+    "algo.update_epochs=1",
+    "algo.num_minibatches=1",
+    "bench.sim_steps=8",
+    "bench.sim_warmup_steps=0",
+    "bench.rollout_segments=1",
+]
+
+
+@pytest.mark.e2e
+def test_bench_writes_json_png_and_table(tmp_path, capsys):
+    assert cli_main(["bench", *TINY_BENCH, f"bench.output_dir={tmp_path}", "bench.tag=t"]) == 0
+    report = json.loads((tmp_path / "t.json").read_text())
+    assert (tmp_path / "t.png").stat().st_size > 0
+    assert {"machine", "config", "settings", "sim", "rollout", "train", "ratios_to_sim"} <= set(
+        report
+    )
+    assert report["machine"]["host"] and report["config"]["num_envs"] == 2
+    assert report["sim"]["chunk_size"] == 4 and len(report["sim"]["runs_env_steps_per_s"]) == 2
+    assert report["sim"]["env_steps"] == 2 * 16  # measured before and after (bracket)
+    assert [(r["backend"], r["pipeline_stages"]) for r in report["rollout"]] == [
+        ("local", 1),
+        ("local", 2),
+    ]
+    assert [r["effective_stages"] for r in report["rollout"]] == [1, 2]
+    assert [r["mode"] for r in report["train"]] == ["sync", "async"]
+    for row in report["train"]:
+        assert row["iterations_measured"] == 1 and row["env_steps"] > 0
+        assert {"sim", "inference", "learner", "weight_sync", "idle"} <= set(row["time_fraction"])
+        assert len(row["curve"]) == 2
+    assert set(report["ratios_to_sim"]) == {
+        "rollout_local_pipeline1",
+        "rollout_local_pipeline2",
+        "train_sync",
+        "train_async",
+    }
+    assert all(v > 0 for v in report["ratios_to_sim"].values())
+    out = capsys.readouterr().out
+    assert "x sim" in out and "train async" in out
+    assert format_table(report).count("\n") == 7
