@@ -8,7 +8,9 @@ For one config and env count it measures, in this order and in this process tree
                bench.train_warmup_iterations iterations of each run are left out
   (d) the time breakdown (sim / inference / learner / weight sync / idle) of each of (b) and (c)
 It prints a table, and writes JSON (machine, config, numbers, ratios to sim) and a PNG bar chart.
-Absolute numbers depend on machine load; the ratios within one run are what to compare.
+Absolute numbers depend on machine load; the ratios within one run are what to compare. With
+bench.sim_paired (default) the simulator is measured again after every measurement and each ratio
+uses the mean of the sim runs just before and after it, so load changes mid-run largely cancel.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ def learning_curve(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def summarize_sim(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The raw-simulator reference: the mean of the runs (one before and one after the other
-    measurements when bracketing), with their spread as a sign of load drift during the run."""
+    """All raw-simulator runs of one benchmark (one, or one between each pair of measurements):
+    their mean, and last/first as a sign of load drift during the run."""
     rates = [float(r["env_steps_per_s"]) for r in runs]
     first = runs[0]
     return {
@@ -140,7 +142,7 @@ def bench_settings(cfg: DictConfig) -> dict[str, Any]:
         "train_modes": [str(m) for m in bench.train_modes],
         "train_warmup_iterations": int(bench.train_warmup_iterations),
         "async_max_staleness": int(bench.async_max_staleness),
-        "sim_bracket": bool(bench.sim_bracket),
+        "sim_paired": bool(bench.sim_paired),
     }
     _check_choices("bench.rollout_backends", settings["rollout_backends"], ROLLOUT_BACKENDS)
     _check_choices("bench.train_modes", settings["train_modes"], TRAIN_MODES)
@@ -302,6 +304,18 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     print(f"[bench] sim: {cfg.env.num_envs} envs, chunk {cfg.model.execute_steps}", flush=True)
     sim_runs = [measure_sim(cfg, settings)]
 
+    def reference_after(row: dict[str, Any]) -> None:
+        """Paired: the sim is measured again after each measurement, and the row's reference is the
+        mean of the sims just before and after it, so load changes on a shared machine cancel."""
+        if settings["sim_paired"]:
+            sim_runs.append(measure_sim(cfg, settings))
+            pair = sim_runs[-2:]
+        else:
+            pair = sim_runs[:1]
+        reference = sum(float(r["env_steps_per_s"]) for r in pair) / len(pair)
+        row["sim_reference_env_steps_per_s"] = reference
+        row["ratio_to_sim"] = ratio(row["env_steps_per_s"], reference)
+
     rollout: list[dict[str, Any]] = []
     if settings["pipeline_stages"] and settings["rollout_backends"]:
         spec = obs_spec_for(cfg.env)
@@ -312,19 +326,15 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             for stages in settings["pipeline_stages"]:
                 print(f"[bench] rollout: {backend}, pipeline_stages={stages}", flush=True)
                 rollout.append(measure_rollout(cfg, spec, weights, stages, backend, settings))
+                reference_after(rollout[-1])
 
     train: list[dict[str, Any]] = []
     for mode in settings["train_modes"]:
         print(f"[bench] train: mode={mode}", flush=True)
         train.append(measure_training(cfg, mode, settings))
+        reference_after(train[-1])
 
-    if settings["sim_bracket"]:
-        print("[bench] sim again (brackets the run against load drift)", flush=True)
-        sim_runs.append(measure_sim(cfg, settings))
     report["sim"] = summarize_sim(sim_runs)
-    sim_sps = float(report["sim"]["env_steps_per_s"])
-    for row in [*rollout, *train]:
-        row["ratio_to_sim"] = ratio(row["env_steps_per_s"], sim_sps)
     report["rollout"] = rollout
     report["train"] = train
     report["ratios_to_sim"] = {
@@ -340,11 +350,12 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
 
 # ---- output -------------------------------------------------------------------------------------------
 def measurement_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per measurement: label, env-steps/s, ratio to sim, time fractions."""
+    """One row per measurement: label, env-steps/s, its sim reference, ratio, time fractions."""
     rows = [
         {
-            "label": "sim (random actions)",
+            "label": "sim (random actions), mean",
             "env_steps_per_s": report["sim"]["env_steps_per_s"],
+            "sim_reference": report["sim"]["env_steps_per_s"],
             "ratio_to_sim": 1.0,
             "time_fraction": {"sim": 1.0},
         }
@@ -356,6 +367,7 @@ def measurement_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "label": f"rollout {r['backend']} pipeline={stages}{note}",
                 "env_steps_per_s": r["env_steps_per_s"],
+                "sim_reference": r["sim_reference_env_steps_per_s"],
                 "ratio_to_sim": r["ratio_to_sim"],
                 "time_fraction": r["time_fraction"],
             }
@@ -365,6 +377,7 @@ def measurement_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "label": f"train {r['mode']}",
                 "env_steps_per_s": r["env_steps_per_s"],
+                "sim_reference": r["sim_reference_env_steps_per_s"],
                 "ratio_to_sim": r["ratio_to_sim"],
                 "time_fraction": r["time_fraction"],
             }
@@ -376,7 +389,7 @@ TABLE_PHASES = ("sim", "inference", "learner", "weight_sync", "idle")
 
 
 def format_table(report: dict[str, Any]) -> str:
-    header = f"{'measurement':<34}{'env-steps/s':>12}{'x sim':>7}" + "".join(
+    header = f"{'measurement':<34}{'env-steps/s':>12}{'sim ref':>9}{'x sim':>7}" + "".join(
         f"{p[:8]:>9}" for p in TABLE_PHASES
     )
     lines = [header + "   (time fractions of wall clock)", "-" * len(header)]
@@ -387,11 +400,15 @@ def format_table(report: dict[str, Any]) -> str:
         )
         r = row["ratio_to_sim"]
         ratio_cell = f"{r:>7.2f}" if r is not None else f"{'-':>7}"
-        lines.append(f"{row['label']:<34}{row['env_steps_per_s']:>12.1f}{ratio_cell}{cells}")
+        ref = f"{row['sim_reference']:>9.1f}"
+        lines.append(f"{row['label']:<34}{row['env_steps_per_s']:>12.1f}{ref}{ratio_cell}{cells}")
     sim = report["sim"]
     runs = ", ".join(f"{r:.1f}" for r in sim["runs_env_steps_per_s"])
     drift = f"; after/before = {sim['drift']:.2f}" if len(sim["runs_env_steps_per_s"]) > 1 else ""
-    lines.append(f"sim reference = mean of [{runs}] env-steps/s{drift} (far from 1: load changed)")
+    lines.append(
+        f"x sim: ratio to the mean of the sim runs just before and after (sim ref). Sim runs: "
+        f"[{runs}] env-steps/s{drift} (far from 1: the load changed during the run)"
+    )
     return "\n".join(lines)
 
 

@@ -253,10 +253,18 @@ class RewardScorer:
         bonus_events = first if s.once_per_episode else out.events & active
         reward = reward + s.success_bonus * bonus_events.float()
         metrics: dict[str, float] = {}
+        probs = out.probs
         if self.potential is not None:
+            learned_potential = s.potential == "classifier"
+            if learned_potential and probs is not None:
+                phi_end = probs  # the classifier already scored these end observations
+            else:
+                phi_end = predict_time_major(self.potential, batch.end_obs)
+            if learned_potential and probs is None:
+                probs = phi_end  # agreement metrics for a classifier used only as a potential
             shaped = s.shaping_scale * potential_shaping(
                 predict_time_major(self.potential, batch.obs),
-                predict_time_major(self.potential, batch.end_obs),
+                phi_end,
                 batch.terminated,
                 s.shaping_gamma,
             )
@@ -266,10 +274,10 @@ class RewardScorer:
         segment.reward = reward.to(segment.reward.dtype)
         metrics["reward/mean"] = _masked_mean(reward, active)
         metrics["reward/events"] = float((first & active).sum())
-        if out.probs is not None:
+        if probs is not None:
             metrics.update(
                 agreement_metrics(
-                    out.probs[active], batch.success.bool()[active], s.threshold, s.agreement_bins
+                    probs[active], batch.success.bool()[active], s.threshold, s.agreement_bins
                 )
             )
         return metrics

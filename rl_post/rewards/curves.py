@@ -22,7 +22,9 @@ def metrics_file(run: str | Path) -> Path:
     path = Path(run)
     file = path / "metrics.jsonl" if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"{run}: no metrics.jsonl; pass a run directory runs/<name>/<stamp>")
+        raise FileNotFoundError(
+            f"{run}: no metrics.jsonl; pass a run directory runs/<name>/<stamp>"
+        )
     return file
 
 
@@ -55,7 +57,9 @@ def plot_curves(
     fig, ax = plt.subplots(figsize=(6, 4))
     for run, label in zip(runs, labels, strict=True):
         xs, ys = read_curve(run, metric, x_key)
-        ax.plot(xs, ys, marker="o", markersize=3, label=f"{label} (final {ys[-1]:.2f})" if ys else label)
+        ax.plot(
+            xs, ys, marker="o", markersize=3, label=f"{label} (final {ys[-1]:.2f})" if ys else label
+        )
     ax.set_xlabel(x_key)
     ax.set_ylabel(metric)
     ax.set_ylim(-0.05, 1.05)
@@ -77,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", default=DEFAULT_METRIC)
     parser.add_argument("--x", default=DEFAULT_X, dest="x_key")
     args = parser.parse_args(argv)
-    labels = args.labels or [Path(r).resolve().parent.name if Path(r).is_dir() else str(r) for r in args.runs]
+    labels = args.labels or [
+        Path(r).resolve().parent.name if Path(r).is_dir() else str(r) for r in args.runs
+    ]
     path = plot_curves(args.runs, labels, args.out, args.metric, args.x_key)
     print(f"wrote {path}")
     return 0

@@ -118,8 +118,9 @@ def test_bench_writes_json_png_and_table(tmp_path, capsys):
         report
     )
     assert report["machine"]["host"] and report["config"]["num_envs"] == 2
-    assert report["sim"]["chunk_size"] == 4 and len(report["sim"]["runs_env_steps_per_s"]) == 2
-    assert report["sim"]["env_steps"] == 2 * 16  # measured before and after (bracket)
+    # paired: one sim run first, then one after each of the 4 measurements
+    assert report["sim"]["chunk_size"] == 4 and len(report["sim"]["runs_env_steps_per_s"]) == 5
+    assert report["sim"]["env_steps"] == 5 * 16
     assert [(r["backend"], r["pipeline_stages"]) for r in report["rollout"]] == [
         ("local", 1),
         ("local", 2),
@@ -139,4 +140,10 @@ def test_bench_writes_json_png_and_table(tmp_path, capsys):
     assert all(v > 0 for v in report["ratios_to_sim"].values())
     out = capsys.readouterr().out
     assert "x sim" in out and "train async" in out
+    sims = report["sim"]["runs_env_steps_per_s"]
+    second_rollout = report["rollout"][1]
+    assert second_rollout["sim_reference_env_steps_per_s"] == pytest.approx((sims[1] + sims[2]) / 2)
+    assert second_rollout["ratio_to_sim"] == pytest.approx(
+        second_rollout["env_steps_per_s"] / second_rollout["sim_reference_env_steps_per_s"]
+    )
     assert format_table(report).count("\n") == 7

@@ -125,3 +125,21 @@ def test_scorer_with_fake_predictor_and_missing_end_obs():
     seg = make_segment([[0.0]], [[0]])
     with pytest.raises(ValueError, match="needs_end_obs"):
         scorer.score(seg)
+
+
+def test_true_sparse_reward_with_classifier_potential_logs_agreement(tmp_path):
+    ckpt = threshold_classifier(tmp_path / "clf", state_dim=3)
+    c = cfg(
+        "reward=env_sparse",
+        "reward.shaping=potential",
+        "reward.needs_end_obs=true",
+        f"reward.checkpoint={ckpt}",
+        "reward.shaping_gamma=1.0",
+    )
+    seg = _classifier_segment()
+    metrics = build_scorer(c, SPEC).score(seg)
+    p = torch.sigmoid(torch.tensor([[20.0, -20.0], [20.0, 20.0]]))
+    true_first = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    torch.testing.assert_close(seg.reward, true_first + p - 0.5)
+    assert metrics["reward/recall"] == pytest.approx(1.0)
+    assert "reward/shaping_mean" in metrics

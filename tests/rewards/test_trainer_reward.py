@@ -9,6 +9,15 @@ from tests.trainer_helpers import read_metrics, tiny_config
 
 pytestmark = pytest.mark.e2e
 
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_ray_afterwards():
+    yield
+    import ray
+
+    ray.shutdown()
+
+
 AGREEMENT_KEYS = {"reward/true_success_rate", "reward/predicted_success_rate", "reward/ece"}
 
 
