@@ -38,7 +38,7 @@ def plot_throughput(report: dict[str, Any], path: Path) -> Path:
         ax_sps.text(sps[i], i, text, va="center", fontsize=9)
     ax_sps.set_yticks(y, labels)
     ax_sps.invert_yaxis()
-    ax_sps.set_xlabel("env-steps/s (label: ratio to raw simulator)")
+    ax_sps.set_xlabel("env-steps/s (label: ratio to the raw sim measured around it)")
     ax_sps.set_xlim(0, max(sps + [1e-9]) * 1.25)
 
     phases = [p for p in PHASE_COLORS if any(p in r["time_fraction"] for r in rows[1:])]

@@ -119,7 +119,9 @@ class DemoWriter:
         seeds: set[int] = set()
         for prefix in ("", "failed_"):
             tasks = index[f"{prefix}task"].asstr()[:]
-            seeds.update(int(s) for s, t in zip(index[f"{prefix}seed"][:], tasks, strict=True) if t == task)
+            seeds.update(
+                int(s) for s, t in zip(index[f"{prefix}seed"][:], tasks, strict=True) if t == task
+            )
         return seeds
 
     def count(self, task: str) -> int:
@@ -189,9 +191,13 @@ class DemoWriter:
 
 def _open_for_reading(path: Path) -> h5py.File:
     if not path.exists():
-        raise ConfigError(f"demo file {path} does not exist; create it with `rl-post collect-demos`")
+        raise ConfigError(
+            f"demo file {path} does not exist; create it with `rl-post collect-demos`"
+        )
     if path.stat().st_size == 0:
-        raise ConfigError(f"demo file {path} is empty; delete it and re-run `rl-post collect-demos`")
+        raise ConfigError(
+            f"demo file {path} is empty; delete it and re-run `rl-post collect-demos`"
+        )
     try:
         f = h5py.File(path, "r")
     except OSError as exc:

@@ -26,7 +26,11 @@ def eval_env_config(env_cfg: Any, num_envs: int) -> dict[str, Any]:
     """The env config for evaluation: synchronized waves, one sub-env per group."""
     from omegaconf import DictConfig, OmegaConf
 
-    raw = OmegaConf.to_container(env_cfg, resolve=True) if isinstance(env_cfg, DictConfig) else dict(env_cfg)
+    raw = (
+        OmegaConf.to_container(env_cfg, resolve=True)
+        if isinstance(env_cfg, DictConfig)
+        else dict(env_cfg)
+    )
     raw.update(num_envs=num_envs, reset_mode="synchronized", group_size=1)
     return raw
 
@@ -40,7 +44,9 @@ def plan_waves(
         queues.setdefault(job[0], deque()).append(job)
     missing = sorted(set(queues) - set(env_tasks))
     if missing:
-        raise ValueError(f"no sub-env runs task(s) {missing}; env tasks are {sorted(set(env_tasks))}")
+        raise ValueError(
+            f"no sub-env runs task(s) {missing}; env tasks are {sorted(set(env_tasks))}"
+        )
     waves = []
     while any(queues.values()):
         wave: list[tuple[str, int] | None] = []
@@ -142,7 +148,10 @@ def evaluate_policy(
         check_policy_fits(policy, env.spec)
         for wave in waves:
             fallback = {task: seed for task, seed in (j for j in wave if j is not None)}
-            seeds_now = [job[1] if job else fallback.get(env_tasks[i], int(seeds[0])) for i, job in enumerate(wave)]
+            seeds_now = [
+                job[1] if job else fallback.get(env_tasks[i], int(seeds[0]))
+                for i, job in enumerate(wave)
+            ]
             wanted = [job is not None for job in wave]
             done = run_wave(
                 env, policy, seeds_now, wanted, mode, execute_steps, max_decisions, generator

@@ -98,8 +98,13 @@ def eval_main(cfg: DictConfig) -> int:
         from rl_post.eval.video import record_videos
 
         report["videos"] = record_videos(
-            policy, cfg.env, seeds[: int(e.video.episodes_per_task)], mode, run_dir / "videos",
-            fps=int(e.video.fps), generator_seed=int(e.generator_seed),
+            policy,
+            cfg.env,
+            seeds[: int(e.video.episodes_per_task)],
+            mode,
+            run_dir / "videos",
+            fps=int(e.video.fps),
+            generator_seed=int(e.generator_seed),
         )
     json_path, md_path = write_report(report, run_dir)
     print(markdown_table(report), end="")

@@ -103,7 +103,9 @@ def record_videos(
                 frames, success = record_episode(policy, env, settings, task, seed, mode, generator)
                 path = folder / f"{task}_seed{seed}_{'success' if success else 'fail'}.mp4"
                 imageio.mimsave(path, frames, fps=fps)
-                written.append({"task": task, "seed": seed, "success_once": success, "path": str(path)})
+                written.append(
+                    {"task": task, "seed": seed, "success_once": success, "path": str(path)}
+                )
         finally:
             env.close()
     return written

@@ -77,7 +77,9 @@ class _Recorder:
         self._keep(raw)
 
     def step(self, action: Any) -> tuple:
-        self.actions.append(np.asarray(action.cpu() if hasattr(action, "cpu") else action).reshape(-1))
+        self.actions.append(
+            np.asarray(action.cpu() if hasattr(action, "cpu") else action).reshape(-1)
+        )
         raw, reward, terminated, truncated, info = self.env.step(action)
         self._keep(raw)
         return raw, reward, terminated, truncated, info

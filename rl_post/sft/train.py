@@ -44,6 +44,7 @@ class SFTSettings:
     val_batch_size: int
     log_every: int
     action_quantiles: tuple[float, float] | None
+    state_std_floor: float
     seed: int
     val_seed: int
 
@@ -67,11 +68,14 @@ def parse_sft_settings(cfg: DictConfig) -> SFTSettings:
         val_batch_size=int(s.val_batch_size),
         log_every=int(s.log_every),
         action_quantiles=None if quantiles is None else (float(quantiles[0]), float(quantiles[1])),
+        state_std_floor=float(s.state_std_floor),
         seed=int(cfg.seed),
         val_seed=int(s.val_seed),
     )
     if settings.num_demos is not None and settings.num_demos < 1:
-        raise ConfigError(f"sft.num_demos must be >= 1 or null (all demos), got {settings.num_demos}")
+        raise ConfigError(
+            f"sft.num_demos must be >= 1 or null (all demos), got {settings.num_demos}"
+        )
     if settings.steps < 1 or settings.batch_size < 1:
         raise ConfigError("sft.steps and sft.batch_size must be >= 1")
     if settings.val_episodes < 0:
@@ -110,11 +114,18 @@ def validation_loss(policy: Any, data: BCData, batch_size: int, seed: int) -> fl
     return total / max(weight, 1.0)
 
 
-def normalization_from(data: BCData, quantiles: tuple[float, float] | None) -> dict[str, Any]:
+def normalization_from(
+    data: BCData, quantiles: tuple[float, float] | None, state_std_floor: float = 0.0
+) -> dict[str, Any]:
+    """Stats of the training data. State dims that barely vary in the demos (e.g. the resting
+    cube's tilt quaternion, std ~1e-3) get std >= state_std_floor: otherwise the small deviations
+    a closed-loop policy causes become tens of "standard deviations" and derail it."""
     from rl_post.models.normalization import compute_normalization_stats
 
     valid = data.mask[:, 0]  # the first action of every window is a real demo action
-    return compute_normalization_stats(data.state, data.chunks[valid, 0], quantiles=quantiles)
+    stats = compute_normalization_stats(data.state, data.chunks[valid, 0], quantiles=quantiles)
+    stats["state_std"] = stats["state_std"].clamp_min(state_std_floor)
+    return stats
 
 
 def train_bc(
@@ -128,7 +139,10 @@ def train_bc(
     """Run the optimisation; calls `on_best(step, val_loss)` whenever validation improves."""
     generator = torch.Generator().manual_seed(settings.seed)
     optimizer = torch.optim.AdamW(
-        policy.parameters(), lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay
+        policy.parameters(),
+        lr=settings.lr,
+        betas=settings.betas,
+        weight_decay=settings.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -155,10 +169,14 @@ def train_bc(
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), settings.grad_clip)
             optimizer.step()
             scheduler.step()
-            running += float(loss)
+            running += float(loss.detach())
             record: dict[str, float] = {}
             if step % settings.log_every == 0 or step == settings.steps:
-                count = settings.log_every if step % settings.log_every == 0 else step % settings.log_every
+                count = (
+                    settings.log_every
+                    if step % settings.log_every == 0
+                    else step % settings.log_every
+                )
                 record.update(
                     train_loss=running / count,
                     grad_norm=float(grad_norm),
@@ -226,11 +244,17 @@ def sft_main(cfg: DictConfig) -> int:
     check_spec_matches(spec, meta, settings.dataset)
     use_rgb = spec.has_rgb
     train = build_bc_data(train_eps, model_cfg.action_horizon, spec.state_dim, use_rgb)
-    val = build_bc_data(val_eps, model_cfg.action_horizon, spec.state_dim, use_rgb) if val_eps else None
+    val = (
+        build_bc_data(val_eps, model_cfg.action_horizon, spec.state_dim, use_rgb)
+        if val_eps
+        else None
+    )
 
     torch.manual_seed(settings.seed)
     policy = build_policy(model_cfg, spec)
-    policy.set_normalization(normalization_from(train, settings.action_quantiles))
+    policy.set_normalization(
+        normalization_from(train, settings.action_quantiles, settings.state_std_floor)
+    )
     run_dir = make_run_dir(cfg)
     ckpt_dir = run_dir / "checkpoints"
     sft_meta: dict[str, Any] = {
