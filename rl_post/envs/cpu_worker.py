@@ -24,6 +24,7 @@ from rl_post.envs.maniskill_env import (
     current_obs,
     describe_env,
     make_maniskill_env,
+    refresh_contacts,
     run_chunk_batched,
 )
 from rl_post.envs.settings import EnvSettings
@@ -50,6 +51,7 @@ def _numpy_obs(obs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
 
 def reset_single(env: Any, settings: EnvSettings, seed: int) -> dict[str, np.ndarray]:
     env.reset(seed=int(seed))
+    refresh_contacts(env)
     return _numpy_obs(current_obs(env, settings))
 
 

@@ -114,6 +114,18 @@ def raw_device(raw: dict[str, Any]) -> torch.device:
     return qpos.device
 
 
+def refresh_contacts(env: Any) -> None:
+    """Recompute contacts for the freshly reset scene without moving it.
+
+    ManiSkill's CPU reset places objects but runs no physics step, so contact-based observations
+    (e.g. PickCube's is_grasped) still describe the LAST step of the previous episode. One physics
+    step detects contacts at the reset poses; restoring the saved state undoes its motion.
+    """
+    state = env.get_state_dict()
+    env.scene.px.step()
+    env.set_state_dict(state)
+
+
 def current_obs(env: Any, settings: EnvSettings, info: dict | None = None) -> dict:
     return convert_obs(env.get_obs(env.get_info() if info is None else info), settings)
 

@@ -18,7 +18,12 @@ import numpy as np
 
 from rl_post.config import ConfigError
 from rl_post.data.demos import DemoEpisode
-from rl_post.envs.maniskill_env import convert_obs, make_maniskill_env, sim_backend_for
+from rl_post.envs.maniskill_env import (
+    convert_obs,
+    make_maniskill_env,
+    refresh_contacts,
+    sim_backend_for,
+)
 from rl_post.envs.registry import instruction_for
 from rl_post.envs.settings import EnvSettings
 
@@ -73,8 +78,9 @@ class _Recorder:
 
     def reset(self, seed: int) -> None:
         self.states, self.images, self.actions = [], [], []
-        raw, _ = self.env.reset(seed=seed)
-        self._keep(raw)
+        self.env.reset(seed=seed)
+        refresh_contacts(self.env)  # the env is reused: drop the previous demo's contacts
+        self._keep(self.env.get_obs())
 
     def step(self, action: Any) -> tuple:
         self.actions.append(

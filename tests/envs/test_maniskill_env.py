@@ -72,3 +72,33 @@ def test_termination_inside_chunk_stops_stepping(env, monkeypatch, ignore_termin
     else:
         assert out.steps.item() == 2 and out.terminated.item() and out.success.item()
         torch.testing.assert_close(out.obs["state"], obs_after_two)
+
+
+@pytest.mark.sim
+def test_reset_does_not_leak_contacts_of_the_previous_episode():
+    import gymnasium as gym
+    from mani_skill.examples.motionplanning.panda.solutions import solvePickCube
+
+    from rl_post.envs.maniskill_env import refresh_contacts
+
+    env = gym.make(
+        "PickCube-v1",
+        obs_mode="state",
+        control_mode="pd_joint_pos",
+        sim_backend="cpu",
+        render_backend="none",
+    ).unwrapped
+    try:
+        env.reset(seed=5)
+        solvePickCube(env, seed=5, debug=False, vis=False)
+        assert bool(env.agent.is_grasping(env.cube))  # the episode ends holding the cube
+        env.reset(seed=6)
+        before = env.get_obs()
+        refresh_contacts(env)
+        assert not bool(env.agent.is_grasping(env.cube))
+        after = env.get_obs()
+        assert after[0, 18] == 0 and before[0, 18] == 1  # is_grasped entry of PickCube's state
+        keep = [i for i in range(after.shape[1]) if i != 18]
+        assert torch.allclose(after[:, keep], before[:, keep], atol=1e-6)  # nothing moved
+    finally:
+        env.close()
