@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TRAIN_ARGS ?=
 TEST_ARGS ?=
 
-.PHONY: setup train test test-fast bench lint format clean
+.PHONY: setup train test test-fast bench bench-sim sweep lint format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -21,7 +21,13 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not e2e and not sim" $(TEST_ARGS)
 
 bench: setup
+	$(VENV)/bin/rl-post bench
+
+bench-sim: setup
 	$(VENV)/bin/rl-post bench sim
+
+sweep: setup
+	$(VENV)/bin/rl-post sweep
 
 lint: setup
 	$(VENV)/bin/ruff check rl_post tests

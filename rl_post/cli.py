@@ -39,10 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0 if args else 2
     command, overrides = args[0], args[1:]
-    if command == "bench" and overrides and overrides[0] == "sim":
-        command, overrides = "bench-sim", overrides[1:]
-    if command == "reward" and overrides and overrides[0] == "train":
-        command, overrides = "reward-train", overrides[1:]
+    # Two-word commands (`bench sim`, `bench train`, `reward train`) are spelt with a dash inside.
+    if overrides and f"{command}-{overrides[0]}" in COMMANDS:
+        command, overrides = f"{command}-{overrides[0]}", overrides[1:]
     if command not in COMMANDS:
         print(f"rl-post: unknown command '{command}'. {_usage()}", file=sys.stderr)
         return 2

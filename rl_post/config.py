@@ -31,7 +31,11 @@ def _group_choices(group: str) -> list[str]:
 def load_config(name: str, overrides: list[str] | None = None) -> DictConfig:
     """Compose `configs/<name>.yaml` with command-line style overrides (`a.b=1`, `model=flow_tiny`)."""
     from hydra import compose, initialize_config_dir
-    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
     from omegaconf.errors import ConfigKeyError
 
     overrides = list(overrides or [])
@@ -43,6 +47,11 @@ def load_config(name: str, overrides: list[str] | None = None) -> DictConfig:
     try:
         with initialize_config_dir(config_dir=str(folder), version_base="1.3"):
             cfg = compose(config_name=name, overrides=overrides)
+    except OverrideParseException as exc:
+        raise ConfigError(
+            f"cannot parse override: {str(exc).splitlines()[0]}; write overrides as key=value, "
+            "lists as 'key=[a,b]' (quote them in the shell)"
+        ) from None
     except MissingConfigException as exc:
         raise ConfigError(_explain_missing_option(str(exc), overrides)) from None
     except (ConfigCompositionException, ConfigKeyError) as exc:
