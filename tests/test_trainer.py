@@ -141,10 +141,16 @@ def test_ctrl_c_writes_a_final_checkpoint(tmp_path):
     )
     deadline = time.time() + 600  # generous: a bound, not a timing target
     metrics = list(tmp_path.glob("*/*/metrics.jsonl"))
-    while time.time() < deadline and not (metrics and metrics[0].read_text().count("\n") >= 2):
+    while (
+        time.time() < deadline
+        and proc.poll() is None
+        and not (metrics and metrics[0].read_text().count("\n") >= 2)
+    ):
         time.sleep(1)
         metrics = list(tmp_path.glob("*/*/metrics.jsonl"))
-    assert metrics, "training never started"
+    assert metrics and proc.poll() is None, (
+        proc.communicate()[0].decode()[-3000:] if proc.poll() is not None else "no metrics"
+    )
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: every process of the group gets SIGINT
     output = proc.communicate(timeout=180)[0].decode()
     assert proc.returncode == 130, output[-2000:]

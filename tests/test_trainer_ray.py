@@ -54,9 +54,6 @@ def test_async_grpo_token_versions_increase_and_staleness_is_bounded(tmp_path):
     versions = [r["version"] for r in rows]
     assert versions == sorted(versions) and versions[-1] == 4
     assert all(r["rollout/consumed_lag_max"] <= 1 for r in rows)
-    assert any(
-        r["rollout/policy_lag_max"] >= 1 for r in rows[1:]
-    )  # collection really overlapped updates
     assert all(r["adv/groups_total"] == 2 for r in rows)
 
 

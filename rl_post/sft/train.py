@@ -45,6 +45,7 @@ class SFTSettings:
     log_every: int
     action_quantiles: tuple[float, float] | None
     state_std_floor: float
+    state_noise_std: float
     seed: int
     val_seed: int
 
@@ -69,6 +70,7 @@ def parse_sft_settings(cfg: DictConfig) -> SFTSettings:
         log_every=int(s.log_every),
         action_quantiles=None if quantiles is None else (float(quantiles[0]), float(quantiles[1])),
         state_std_floor=float(s.state_std_floor),
+        state_noise_std=float(s.get("state_noise_std", 0.0)),
         seed=int(cfg.seed),
         val_seed=int(s.val_seed),
     )
@@ -80,6 +82,10 @@ def parse_sft_settings(cfg: DictConfig) -> SFTSettings:
         raise ConfigError("sft.steps and sft.batch_size must be >= 1")
     if settings.val_episodes < 0:
         raise ConfigError("sft.val_episodes must be >= 0")
+    if settings.state_noise_std < 0:
+        raise ConfigError(
+            f"sft.state_noise_std must be >= 0 (0 disables it), got {settings.state_noise_std}"
+        )
     return settings
 
 
@@ -128,6 +134,24 @@ def normalization_from(
     return stats
 
 
+def state_noise_scale(data: BCData, noise_std: float, state_std_floor: float) -> torch.Tensor:
+    """Per-dim std [D] of the Gaussian state noise: `noise_std` normalized-state units, i.e.
+    noise_std * max(demo std, floor). Dims that are exactly constant in the demos (zero padding
+    of narrower tasks) get no noise: the env never changes them either."""
+    std = data.state.std(dim=0, unbiased=False)
+    scale = noise_std * std.clamp_min(state_std_floor)
+    return torch.where(std > 0, scale, torch.zeros_like(scale))
+
+
+def augment_state(
+    state: torch.Tensor, scale: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """DART-style input noise: the policy sees states slightly off the demo trajectory and must
+    still output the demo action, which damps closed-loop compounding error."""
+    noise = torch.randn(state.shape, generator=generator, dtype=state.dtype)
+    return state + noise * scale
+
+
 def train_bc(
     policy: Any,
     train: BCData,
@@ -150,6 +174,11 @@ def train_bc(
             step, settings.warmup_steps, settings.steps, settings.min_lr_ratio
         ),
     )
+    noise_scale = (
+        state_noise_scale(train, settings.state_noise_std, settings.state_std_floor)
+        if settings.state_noise_std > 0
+        else None
+    )
     history: list[dict[str, float]] = []
     best = math.inf
     initial_val = None
@@ -163,6 +192,8 @@ def train_bc(
         for step in range(1, settings.steps + 1):
             index = torch.randint(0, len(train), (settings.batch_size,), generator=generator)
             obs, chunks, mask = train.batch(index)
+            if noise_scale is not None:
+                obs["state"] = augment_state(obs["state"], noise_scale, generator)
             loss, _stats = policy.bc_loss(obs, chunks, mask)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -6,12 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from rl_post.config import load_config
+from rl_post.config import ConfigError, load_config
 from rl_post.data.demos import DemoEpisode
 from rl_post.envs.spec import ObsSpec
 from rl_post.models.factory import build_policy
 from rl_post.sft.dataset import build_bc_data
-from rl_post.sft.train import normalization_from, parse_sft_settings, train_bc
+from rl_post.sft.train import (
+    augment_state,
+    normalization_from,
+    parse_sft_settings,
+    state_noise_scale,
+    train_bc,
+)
 from tests.sft.tiny import tiny_overrides
 
 STATE_DIM, ACTION_DIM = 3, 2
@@ -66,3 +72,62 @@ def test_sft_lowers_validation_loss(model, max_ratio):
     assert result["best_val_loss"] <= result["final_val_loss"]
     assert best_steps and best_steps[0] == 30
     assert [r["step"] for r in result["history"]] == [30, 60]
+
+
+def test_state_noise_scale_uses_floored_std_and_skips_constant_dims():
+    states = np.array([[0.0, 1.0, 5.0], [2.0, 1.001, 5.0]], dtype=np.float32)
+    episode = DemoEpisode("PickCube-v1", 0, "pick", states, np.zeros((2, 2), np.float32), True)
+    data = build_bc_data([episode], 1, STATE_DIM, False)
+    scale = state_noise_scale(data, noise_std=0.5, state_std_floor=0.05)
+    # std: dim0 = 1.0, dim1 = 0.0005 -> floored to 0.05, dim2 = 0 (constant, e.g. padding)
+    torch.testing.assert_close(scale, torch.tensor([0.5, 0.025, 0.0]), atol=1e-6, rtol=0)
+
+
+def test_augment_state_adds_scaled_gaussian_noise():
+    generator = torch.Generator().manual_seed(0)
+    state = torch.zeros(20000, 2)
+    noisy = augment_state(state, torch.tensor([0.2, 0.0]), generator)
+    assert abs(float(noisy[:, 0].std()) - 0.2) < 0.01
+    assert bool((noisy[:, 1] == 0).all())
+
+
+def test_negative_state_noise_is_a_config_error():
+    cfg = load_config("sft", ["sft.state_noise_std=-0.1"])
+    with pytest.raises(ConfigError, match="state_noise_std"):
+        parse_sft_settings(cfg)
+
+
+def test_train_bc_feeds_noisy_states_only_when_asked():
+    episodes = [synthetic_episode(s) for s in range(2)]
+    data = build_bc_data(episodes, 4, STATE_DIM, False)
+    spec = ObsSpec(STATE_DIM, ACTION_DIM, action_low=(-1.0,) * 2, action_high=(1.0,) * 2)
+
+    def seen_states(noise_std: float) -> torch.Tensor:
+        cfg = load_config(
+            "sft",
+            [
+                "model=flow_tiny",
+                "sft.steps=2",
+                "sft.batch_size=8",
+                "sft.log_every=1",
+                f"sft.state_noise_std={noise_std}",
+                *tiny_overrides("flow"),
+            ],
+        )
+        policy = build_policy(cfg.model, spec)
+        seen: list[torch.Tensor] = []
+        original = policy.bc_loss
+
+        def recording_bc_loss(obs, chunks, mask):
+            seen.append(obs["state"].clone())
+            return original(obs, chunks, mask)
+
+        policy.bc_loss = recording_bc_loss
+        train_bc(policy, data, None, parse_sft_settings(cfg))
+        return torch.cat(seen)
+
+    def distance_to_data(states: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(states, data.state).min(dim=1).values
+
+    assert float(distance_to_data(seen_states(0.0)).max()) == 0.0
+    assert float(distance_to_data(seen_states(0.5)).min()) > 0.0
