@@ -424,6 +424,17 @@ class Trainer:
             self.learner.close()
 
 
+def _interrupt_on_sigterm() -> None:
+    """Cluster schedulers preempt with SIGTERM; treat it like Ctrl-C so a final checkpoint is written."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def train_main(cfg: DictConfig) -> int:
+    _interrupt_on_sigterm()
     trainer = Trainer(cfg)
     return trainer.run()

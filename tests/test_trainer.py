@@ -117,7 +117,8 @@ def test_ppo_without_value_head_is_rejected(tmp_path):
         prepare_config(tiny_config(tmp_path, "model.value_head=false"))
 
 
-def test_ctrl_c_writes_a_final_checkpoint(tmp_path):
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_writes_a_final_checkpoint(tmp_path, signum):
     import os
     import signal
     import subprocess
@@ -151,7 +152,11 @@ def test_ctrl_c_writes_a_final_checkpoint(tmp_path):
     assert metrics and proc.poll() is None, (
         proc.communicate()[0].decode()[-3000:] if proc.poll() is not None else "no metrics"
     )
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: every process of the group gets SIGINT
+    # SIGINT to the whole group is what Ctrl-C does; SIGTERM to the driver is what a scheduler does
+    if signum == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
     output = proc.communicate(timeout=180)[0].decode()
     assert proc.returncode == 130, output[-2000:]
     checkpoints = list(metrics[0].parent.glob("checkpoints/iter_*"))
