@@ -14,6 +14,8 @@ from tests.trainer_helpers import read_metrics, tiny_config
 
 pytestmark = pytest.mark.e2e
 
+DIST_ENV_VARS = {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"}
+
 DETERMINISTIC_KEYS = [
     "rollout/episode_return",
     "rollout/decision_reward",
@@ -139,6 +141,8 @@ def test_ctrl_c_or_sigterm_writes_a_final_checkpoint(tmp_path, signum):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a process group of its own, like a terminal's foreground job
+        # a fresh launch: not the rendezvous variables an in-process learner of this pytest set
+        env={k: v for k, v in os.environ.items() if k not in DIST_ENV_VARS},
     )
     deadline = time.time() + 600  # generous: a bound, not a timing target
     metrics = list(tmp_path.glob("*/*/metrics.jsonl"))
