@@ -84,6 +84,11 @@ class VLAPolicyBase(nn.Module):
         return action_chunk.to(self.device).float()
 
 
+def check_act_mode(mode: str) -> None:
+    if mode not in ("stochastic", "deterministic"):
+        raise ConfigError(f"act mode '{mode}' is not valid; use stochastic or deterministic")
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean of values [N, H, A] over entries where mask ([N, H] or [N, H, A]) is set."""
     if mask is None:

@@ -27,7 +27,7 @@ from torch import nn
 from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
 from rl_post.models.backbone import BackboneOutput
-from rl_post.models.base_policy import VLAPolicyBase, masked_mean
+from rl_post.models.base_policy import VLAPolicyBase, check_act_mode, masked_mean
 from rl_post.models.config import ModelConfig
 from rl_post.models.flow_math import (
     LOG_2PI,
@@ -138,8 +138,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
         mode: ActMode = "stochastic",
         generator: torch.Generator | None = None,
     ) -> ActOutput:
-        if mode not in ("stochastic", "deterministic"):
-            raise ConfigError(f"act mode '{mode}' is not valid; use stochastic or deterministic")
+        check_act_mode(mode)
         stochastic = mode == "stochastic"
         if stochastic:
             self._require_likelihood()

@@ -16,7 +16,7 @@ from torch import nn
 
 from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
-from rl_post.models.base_policy import VLAPolicyBase, masked_mean
+from rl_post.models.base_policy import VLAPolicyBase, check_act_mode, masked_mean
 from rl_post.models.config import ModelConfig
 from rl_post.models.policy import ActMode, ActOutput, EvalOutput
 
@@ -73,8 +73,7 @@ class TokenPolicy(VLAPolicyBase):
         mode: ActMode = "stochastic",
         generator: torch.Generator | None = None,
     ) -> ActOutput:
-        if mode not in ("stochastic", "deterministic"):
-            raise ConfigError(f"act mode '{mode}' is not valid; use stochastic or deterministic")
+        check_act_mode(mode)
         logits, value = self._logits(obs)
         if mode == "deterministic":
             tokens = logits.argmax(dim=-1)
