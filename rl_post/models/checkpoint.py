@@ -23,8 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from rl_post.checkpoint_dir import (
+    CONFIG_FILE,
+    META_FILE,
+    NORMALIZATION_FILE,
+    WEIGHTS_FILE,
+    require_file,
+    write_checkpoint_dir,
+)
 from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
 from rl_post.models.base_policy import VALUE_HEAD_PREFIX, VLAPolicyBase
@@ -36,10 +44,6 @@ log = logging.getLogger(__name__)
 
 FORMAT_NAME = "rl_post.policy"
 FORMAT_VERSION = 1
-META_FILE = "meta.json"
-CONFIG_FILE = "model_config.json"
-WEIGHTS_FILE = "model.safetensors"
-NORMALIZATION_FILE = "normalization.json"
 NORMALIZER_PREFIX = "normalizer."
 # Parts that may be absent from a checkpoint and then start from their fresh initialisation.
 FRESH_INIT_PREFIXES = (VALUE_HEAD_PREFIX, "noise_head.")
@@ -70,12 +74,6 @@ class CheckpointInfo:
     spec: ObsSpec
 
 
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-
-
 def _stats_to_json(stats: dict[str, torch.Tensor]) -> dict[str, list[float | None]]:
     return {
         k: [float(x) if math.isfinite(x) else None for x in v.cpu().tolist()]
@@ -95,19 +93,7 @@ def save_policy(
     policy: VLAPolicyBase, path: str | os.PathLike, extra_meta: dict[str, Any] | None = None
 ) -> Path:
     """Write `policy` to directory `path` (created; existing checkpoint files are replaced)."""
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / META_FILE).unlink(missing_ok=True)
-    weights = {
-        k: v.detach().cpu().contiguous()
-        for k, v in policy.state_dict().items()
-        if not k.startswith(NORMALIZER_PREFIX)
-    }
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(weights, str(tmp))
-    os.replace(tmp, folder / WEIGHTS_FILE)
-    _write_json(folder / NORMALIZATION_FILE, _stats_to_json(policy.normalization_stats()))
-    _write_json(folder / CONFIG_FILE, policy.config.to_dict())
+    weights = {k: v for k, v in policy.state_dict().items() if not k.startswith(NORMALIZER_PREFIX)}
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -116,20 +102,20 @@ def save_policy(
         "obs_spec": dataclasses.asdict(policy.spec),
         "extra": extra_meta or {},
     }
-    _write_json(folder / META_FILE, meta)
-    return folder
+    return write_checkpoint_dir(
+        path,
+        weights,
+        _stats_to_json(policy.normalization_stats()),
+        policy.config.to_dict(),
+        meta,
+        allow_nan=False,
+    )
 
 
 def _require_file(folder: Path, name: str) -> Path:
-    file = folder / name
-    if not file.is_file():
-        hint = (
-            "the save was interrupted or this is not a policy checkpoint"
-            if name == META_FILE
-            else "the checkpoint is incomplete; re-save it with rl_post.models.save_policy"
-        )
-        raise ConfigError(f"policy checkpoint {folder} has no {name} ({hint})")
-    return file
+    return require_file(
+        folder, name, "policy checkpoint", "re-save it with rl_post.models.save_policy"
+    )
 
 
 def read_checkpoint(path: str | os.PathLike) -> CheckpointInfo:

@@ -17,18 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from rl_post.checkpoint_dir import (
+    CONFIG_FILE,
+    META_FILE,
+    NORMALIZATION_FILE,
+    WEIGHTS_FILE,
+    require_file,
+    write_checkpoint_dir,
+)
 from rl_post.config import ConfigError
 
 FORMAT_NAME = "rl_post.reward_classifier"
 FORMAT_VERSION = 1
 KIND = "success_classifier"
-META_FILE = "meta.json"
-CONFIG_FILE = "model_config.json"
-WEIGHTS_FILE = "model.safetensors"
-NORMALIZATION_FILE = "normalization.json"
 POLICY_FORMAT_NAME = "rl_post.policy"
 NORMALIZER_KEYS = ("state_mean", "state_std")
 
@@ -117,50 +121,24 @@ class SuccessClassifier(nn.Module):
         return torch.sigmoid(logits)
 
 
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 def save_classifier(
     model: SuccessClassifier, path: str | os.PathLike, extra_meta: dict[str, Any] | None = None
 ) -> Path:
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / META_FILE).unlink(missing_ok=True)
-    weights = {
-        k: v.detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-        if k not in NORMALIZER_KEYS
-    }
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(weights, str(tmp))
-    os.replace(tmp, folder / WEIGHTS_FILE)
-    _write_json(
-        folder / NORMALIZATION_FILE,
-        {k: getattr(model, k).cpu().tolist() for k in NORMALIZER_KEYS},
-    )
-    _write_json(folder / CONFIG_FILE, model.config.to_dict())
+    weights = {k: v for k, v in model.state_dict().items() if k not in NORMALIZER_KEYS}
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "kind": KIND,
         "extra": extra_meta or {},
     }
-    _write_json(folder / META_FILE, meta)
-    return folder
+    normalization = {k: getattr(model, k).cpu().tolist() for k in NORMALIZER_KEYS}
+    return write_checkpoint_dir(path, weights, normalization, model.config.to_dict(), meta)
 
 
 def _read_json(folder: Path, name: str) -> Any:
-    file = folder / name
-    if not file.is_file():
-        hint = (
-            "the save was interrupted or this is not a reward classifier checkpoint"
-            if name == META_FILE
-            else "the checkpoint is incomplete; re-train it with `rl-post reward train`"
-        )
-        raise ConfigError(f"reward classifier checkpoint {folder} has no {name} ({hint})")
+    file = require_file(
+        folder, name, "reward classifier checkpoint", "re-train it with `rl-post reward train`"
+    )
     try:
         return json.loads(file.read_text())
     except json.JSONDecodeError as exc:
