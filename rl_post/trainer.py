@@ -74,6 +74,12 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
         cfg.train.steps_per_segment = int(steps)
     parse_env_settings(cfg.env)
     plan_layout(int(cfg.env.num_envs), int(cfg.env.group_size), cfg.runtime)
+    warmup = int(cfg.train.critic_warmup_iterations)
+    if warmup < 0 or (warmup > 0 and not spec.uses_critic):
+        raise ConfigError(
+            f"train.critic_warmup_iterations={warmup}: must be >= 0, and > 0 only for an algorithm "
+            f"with a critic (algo={cfg.algo.name} has {'one' if spec.uses_critic else 'none'})"
+        )
     if int(cfg.train.iterations) < 1:
         raise ConfigError(f"train.iterations={cfg.train.iterations} must be >= 1")
     return cfg
@@ -217,6 +223,9 @@ class Trainer:
             str(cfg.name),
         )
         logger.message(f"rl-post train: outputs in {self.run_dir}")
+        if self.iteration == 0 and bool(cfg.eval.at_start) and int(cfg.eval.episodes) > 0:
+            # The "before" point of the learning curve, measured by the same code as every later one.
+            logger.log(0, {**self.evaluate(), "perf/env_steps": 0.0, "perf/wall_s": 0.0})
         try:
             while self.iteration < total:
                 start = time.perf_counter()
@@ -231,8 +240,11 @@ class Trainer:
                 batch = flatten_batch(segment, adv["advantages"], adv["returns"], adv["mask"])
                 lag = consumed_lag(batch, self.version)
                 learner_start = time.perf_counter()
+                warming_up = self.iteration < int(cfg.train.critic_warmup_iterations)
                 update_stats = (
-                    self.learner.update(batch) if batch_size(batch) > 0 else {"skipped_update": 1.0}
+                    self.learner.update(batch, policy_lr_scale=0.0 if warming_up else 1.0)
+                    if batch_size(batch) > 0
+                    else {"skipped_update": 1.0}
                 )
                 learner_s = time.perf_counter() - learner_start  # 4. update
                 sync_start = time.perf_counter()
@@ -265,9 +277,12 @@ class Trainer:
                 for event in gather.events:
                     logger.message(f"[event] {event}")
                 metrics["events"] = len(gather.events)
-                if self._due(cfg.eval.every):  # 6. evaluate
+                evaluated = self._due(cfg.eval.every)
+                if evaluated:  # 6. evaluate
                     metrics.update(self.evaluate())
                 logger.log(self.iteration, metrics)  # 7. log
+                if evaluated:
+                    self._plot_learning_curve()
                 logger.progress(self.iteration, metrics)
                 if self._due(cfg.checkpoint.every):  # 8. checkpoint
                     self.save_checkpoint()
@@ -296,6 +311,12 @@ class Trainer:
         """Rewrite segment.reward with the configured reward (`reward=...`; env reward by default)."""
         self.reward_metrics = self.scorer.score(segment)
 
+    def _plot_learning_curve(self) -> None:
+        from rl_post.learning_curve import plot_learning_curve
+
+        if bool(self.cfg.logger.jsonl):
+            plot_learning_curve(self.run_dir)
+
     # ---- evaluation ---------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
         from rl_post.eval.run import evaluate_policy
@@ -313,7 +334,15 @@ class Trainer:
             num_envs=min(int(cfg.eval.num_envs), len(seeds)),
         )
         overall = report["tasks"]["overall"]
+        print(
+            f"[eval] iteration {self.iteration}: {overall['successes']}/{overall['episodes']} "
+            f"= {overall['success_rate']:.1%} [{overall['ci_low']:.1%}, {overall['ci_high']:.1%}]"
+            f" ({cfg.eval.mode})",
+            flush=True,
+        )
         return {
+            "eval/successes": float(overall["successes"]),
+            "eval/episodes": float(overall["episodes"]),
             "eval/success_rate": float(overall["success_rate"]),
             "eval/ci_low": float(overall["ci_low"]),
             "eval/ci_high": float(overall["ci_high"]),

@@ -59,6 +59,35 @@ def test_sync_ppo_first_minibatch_ratio_is_one_and_run_writes_outputs(tmp_path):
     assert (trainer.run_dir / "checkpoints" / "iter_000002" / "policy").is_dir()
 
 
+def test_eval_at_start_critic_warmup_and_learning_curve(tmp_path):
+    trainer = Trainer(
+        tiny_config(
+            tmp_path,
+            "runtime=serial",
+            "train.iterations=2",
+            "train.critic_warmup_iterations=1",
+            "eval.episodes=2",
+            "eval.num_envs=2",
+            "eval.every=2",
+        )
+    )
+    assert trainer.run() == 0
+    rows = read_metrics(trainer.run_dir)
+    assert [r["iteration"] for r in rows] == [0, 1, 2]
+    assert rows[0]["perf/env_steps"] == 0 and rows[0]["eval/episodes"] == 2
+    assert rows[1]["learner/policy_lr_scale"] == 0.0
+    assert rows[2]["learner/policy_lr_scale"] == 1.0 and "eval/success_rate" in rows[2]
+    assert (trainer.run_dir / "learning_curve.png").stat().st_size > 0
+
+
+def test_critic_warmup_needs_a_critic(tmp_path):
+    cfg = tiny_config(
+        tmp_path, "algo=grpo", "algo.group_size=2", "train.critic_warmup_iterations=3"
+    )
+    with pytest.raises(ConfigError, match="critic_warmup_iterations=3"):
+        prepare_config(cfg)
+
+
 def test_resume_continues_counters_and_reproduces_next_iteration(tmp_path):
     overrides = [
         "runtime=serial",

@@ -63,8 +63,8 @@ class LearnerActor:
             raise RuntimeError("LearnerActor.setup must run before any other call")
         return self.learner
 
-    def update(self, batch: dict[str, Any]) -> dict[str, float]:
-        return self._learner().update(batch)
+    def update(self, batch: dict[str, Any], policy_lr_scale: float = 1.0) -> dict[str, float]:
+        return self._learner().update(batch, policy_lr_scale)
 
     def policy_state(self) -> dict[str, torch.Tensor] | None:
         state = self._learner().policy_state()  # collective under ZeRO-3, so every rank calls it
@@ -121,13 +121,13 @@ class LearnerGroup:
 
         return ray.get([getattr(actor, method).remote(*args) for actor in self._actors])
 
-    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+    def update(self, batch: dict[str, Any], policy_lr_scale: float = 1.0) -> dict[str, float]:
         if self._local is not None:
-            return self._local.update(batch)
+            return self._local.update(batch, policy_lr_scale)
         import ray
 
         batch_ref = ray.put(batch)  # one copy in the object store, read by every rank
-        return self._all("update", batch_ref)[0]
+        return self._all("update", batch_ref, policy_lr_scale)[0]
 
     def policy_state(self) -> dict[str, torch.Tensor]:
         if self._local is not None:

@@ -164,8 +164,11 @@ class Learner:
         self.num_update_calls = 0
 
     # ---------------------------------------------------------------- update
-    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+    def update(self, batch: dict[str, Any], policy_lr_scale: float = 1.0) -> dict[str, float]:
         """algo.update_epochs passes of algo.num_minibatches optimizer steps over `batch`.
+
+        policy_lr_scale multiplies the policy learning rate for this call only; 0 fits the critic
+        alone (critic warm-up: a fresh value head must not steer the policy of an SFT checkpoint).
 
         batch: "obs" (dict of [B, ...] tensors, "instruction" list[str]), "stored" (dict of
         [B, ...]), logprob_old [B, H, A], advantages [B], returns [B], values_old [B], mask [B].
@@ -186,6 +189,21 @@ class Learner:
         )
         self._apply_plan(plan)
         self.engine.train()
+        base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        for group in self.optimizer.param_groups:
+            if group.get("name") == "policy":
+                group["lr"] = group["lr"] * float(policy_lr_scale)
+        try:
+            result = self._run_epochs(batch, mask, plan)
+        finally:
+            for group, lr in zip(self.optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = lr
+        result["policy_lr_scale"] = float(policy_lr_scale)
+        return result
+
+    def _run_epochs(
+        self, batch: dict[str, Any], mask: torch.Tensor, plan: MicroBatchPlan
+    ) -> dict[str, float]:
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
         grad_norms: list[float] = []

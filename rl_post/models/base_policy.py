@@ -71,6 +71,17 @@ class VLAPolicyBase(nn.Module):
     def normalization_stats(self) -> dict[str, torch.Tensor]:
         return self.normalizer.stats()
 
+    def _likelihood_slice(self, per_action: torch.Tensor) -> torch.Tensor:
+        """[N, H, ...] -> the chunk actions that carry the likelihood ([N, k, ...] or unchanged).
+
+        For the token policy the executed slice is the exact log-likelihood of what the env ran
+        (tokens are independent given the observation); for the flow policy it drops the density
+        terms of unexecuted actions, which influence executed ones only through attention.
+        """
+        if self.config.likelihood_actions == "executed":
+            return per_action[:, : self.execute_steps]
+        return per_action
+
     def _to_env_units(self, normalized: torch.Tensor) -> torch.Tensor:
         return self.normalizer.clip_to_env(self.normalizer.unnormalize_action(normalized))
 

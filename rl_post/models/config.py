@@ -16,6 +16,7 @@ from rl_post.config import ConfigError
 MODEL_KINDS = ("flow", "token")
 FLOW_SAMPLERS = ("flow_noise", "flow_sde", "ode")
 SDE_MODES = ("all", "one")
+LIKELIHOOD_ACTIONS = ("all", "executed")
 TOKENIZERS = ("hashed_words", "bytes")
 
 
@@ -51,6 +52,9 @@ class ModelConfig:
     value_head: bool = True
     detach_value_head: bool = False  # True: value loss does not train the shared backbone
     value_hidden: int = 64
+    # Which chunk actions carry the RL log-likelihood: all H, or the first execute_steps (the rest
+    # never reach the env; their tokens add gradient noise and no signal).
+    likelihood_actions: str = "all"
     # Flow-matching (kind=flow)
     sampler: str = "flow_noise"
     num_denoise_steps: int = 4  # K
@@ -141,6 +145,7 @@ def _validate(cfg: ModelConfig) -> None:
     _choice(cfg.kind, MODEL_KINDS, "kind")
     _choice(cfg.sampler, FLOW_SAMPLERS, "sampler")
     _choice(cfg.sde_mode, SDE_MODES, "sde_mode")
+    _choice(cfg.likelihood_actions, LIKELIHOOD_ACTIONS, "likelihood_actions")
     _choice(cfg.language.tokenizer, TOKENIZERS, "language.tokenizer")
     for key in ("action_horizon", "execute_steps", "d_model", "num_heads", "num_denoise_steps"):
         _positive(getattr(cfg, key), key)

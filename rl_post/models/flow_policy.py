@@ -175,7 +175,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
         stored["chain"] = torch.stack(chain, dim=1)
         return ActOutput(
             actions=self._to_env_units(x),
-            logprob=logprob if stochastic else torch.zeros_like(x),
+            logprob=self._likelihood_slice(logprob if stochastic else torch.zeros_like(x)),
             value=self._value_from(out.pooled),
             stored=stored,
         )
@@ -202,7 +202,11 @@ class FlowMatchingPolicy(VLAPolicyBase):
         logprob = prior + torch.where(stochastic, step_logprob, 0.0).sum(dim=1)
         prior_entropy = 0.5 * (LOG_2PI + 1.0)
         entropy = prior_entropy + torch.where(stochastic, step_entropy, 0.0).sum(dim=1)
-        return EvalOutput(logprob=logprob, entropy=entropy, value=self._value_from(out.pooled))
+        return EvalOutput(
+            logprob=self._likelihood_slice(logprob),
+            entropy=self._likelihood_slice(entropy),
+            value=self._value_from(out.pooled),
+        )
 
     def _check_chain(self, stored: dict[str, torch.Tensor]) -> torch.Tensor:
         if "chain" not in stored:

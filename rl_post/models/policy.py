@@ -19,7 +19,8 @@ ActMode = Literal["deterministic", "stochastic"]
 @dataclass
 class ActOutput:
     actions: torch.Tensor  # [N, H, A] in env units (unnormalized)
-    logprob: torch.Tensor  # [N, H, A] behaviour log-prob (zeros in deterministic mode)
+    logprob: torch.Tensor  # [N, H, A] behaviour log-prob (zeros in deterministic mode); H is
+    # execute_steps under model.likelihood_actions=executed
     value: torch.Tensor | None  # [N] when the model has a value head
     # Everything `evaluate` needs to recompute the log-prob exactly, each [N, ...]
     # (flow: "chain" [N, K+1, H, A] and, for one-step SDE, "sde_step" [N]; tokens: "tokens" [N, H, A]).

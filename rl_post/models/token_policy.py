@@ -83,7 +83,12 @@ class TokenPolicy(VLAPolicyBase):
             tokens = sample_categorical(log_probs.exp(), generator)
             logprob = log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
         actions = self._to_env_units(self.centers[tokens])
-        return ActOutput(actions=actions, logprob=logprob, value=value, stored={"tokens": tokens})
+        return ActOutput(
+            actions=actions,
+            logprob=self._likelihood_slice(logprob),
+            value=value,
+            stored={"tokens": tokens},
+        )
 
     def evaluate(self, obs: dict[str, object], stored: dict[str, torch.Tensor]) -> EvalOutput:
         if "tokens" not in stored:
@@ -102,7 +107,11 @@ class TokenPolicy(VLAPolicyBase):
         log_probs = F.log_softmax(logits / self.temperature, dim=-1)
         logprob = log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
         entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
-        return EvalOutput(logprob=logprob, entropy=entropy, value=value)
+        return EvalOutput(
+            logprob=self._likelihood_slice(logprob),
+            entropy=self._likelihood_slice(entropy),
+            value=value,
+        )
 
     def bc_loss(
         self,

@@ -11,33 +11,12 @@ are skipped. --metric picks another (e.g. eval/success_rate, reward/predicted_su
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from rl_post.run_metrics import read_curve
 
 DEFAULT_METRIC = "rollout/success_rate"
 DEFAULT_X = "perf/env_steps"
-
-
-def metrics_file(run: str | Path) -> Path:
-    path = Path(run)
-    file = path / "metrics.jsonl" if path.is_dir() else path
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"{run}: no metrics.jsonl; pass a run directory runs/<name>/<stamp>"
-        )
-    return file
-
-
-def read_curve(run: str | Path, metric: str, x_key: str) -> tuple[list[float], list[float]]:
-    xs, ys = [], []
-    for line in metrics_file(run).read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if row.get(metric) is not None and row.get(x_key) is not None:
-            xs.append(float(row[x_key]))
-            ys.append(float(row[metric]))
-    return xs, ys
 
 
 def plot_curves(

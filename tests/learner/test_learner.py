@@ -49,6 +49,23 @@ def test_value_head_has_its_own_learning_rate():
     assert not value_ids & {id(p) for p in groups["policy"]["params"]}
 
 
+def test_policy_lr_scale_zero_fits_only_the_critic_and_restores_the_lr():
+    policy = TinyGaussianPolicy()
+    value_ids = {id(p) for p in policy.value_head.parameters()}
+    policy_before = [p.detach().clone() for p in policy.parameters() if id(p) not in value_ids]
+    value_before = flat_params(policy.value_head)
+    learner = Learner(policy, algo_config(), learner_config())
+    stats = learner.update(make_batch(), policy_lr_scale=0.0)
+    policy_after = [p for p in policy.parameters() if id(p) not in value_ids]
+    assert all(torch.equal(a, b) for a, b in zip(policy_after, policy_before, strict=True))
+    assert not torch.equal(flat_params(policy.value_head), value_before)
+    assert stats["policy_lr_scale"] == 0.0
+    groups = {g["name"]: g["lr"] for g in learner.optimizer.param_groups}
+    assert groups == {"policy": 3e-3, "value": 1e-2}
+    learner.update(make_batch())
+    assert not all(torch.equal(a, b) for a, b in zip(policy_after, policy_before, strict=True))
+
+
 def test_micro_batching_matches_one_big_micro_batch():
     """Gradient accumulation with masked rows and padding (23 samples) equals one pass."""
     batch = {k: v for k, v in make_batch(23).items()}
