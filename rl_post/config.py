@@ -7,6 +7,7 @@ subcommands, and so bad overrides become one clear line instead of a Hydra trace
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -72,6 +73,13 @@ def _explain_missing_option(message: str, overrides: list[str]) -> str:
 
 def _explain_bad_key(message: str, overrides: list[str]) -> str:
     first = message.splitlines()[0]
+    preset = re.search(r"In 'presets/([^']+)': Could not override '([^']+)'", first)
+    if preset:
+        return (
+            f"preset '{preset.group(1)}' sets the '{preset.group(2)}' group, which this command "
+            f"does not have: it is a preset for another command (e.g. train). Pass the env "
+            "settings as overrides, or use a preset made for this command"
+        )
     if "not in struct" in first or "Key '" in first or "Could not override" in first:
         bad = [o.split("=")[0] for o in overrides if o.split("=")[0].split(".")[-1] in first]
         key = bad[0] if bad else first

@@ -26,3 +26,9 @@ def test_malformed_override_is_one_clear_line(capsys):
 def test_unknown_command_lists_the_commands(capsys):
     assert main(["trian"]) == 2
     assert "unknown command 'trian'" in capsys.readouterr().err
+
+
+def test_a_train_preset_given_to_eval_names_the_mismatch(capsys):
+    assert main(["eval", "presets=pickcube_flow_grpo_rl", "--cfg"]) == 2
+    err = capsys.readouterr().err
+    assert "preset 'pickcube_flow_grpo_rl' sets the" in err and "another command" in err

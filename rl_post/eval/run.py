@@ -58,6 +58,20 @@ def write_report(report: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
+def sampler_config(checkpoint: str, overrides: Any) -> dict[str, Any] | None:
+    """The checkpoint's model config with eval.sampler's runtime overrides (None: unchanged).
+
+    Lets a stochastic evaluation use the sampler an RL run will use (e.g. flow_sde at noise 0.2)
+    on a checkpoint saved with another one (SFT checkpoints keep the default sampler).
+    """
+    from rl_post.models.checkpoint import read_checkpoint
+
+    chosen = {k: v for k, v in dict(overrides or {}).items() if v is not None}
+    if not chosen:
+        return None
+    return {**read_checkpoint(checkpoint).model_config.to_dict(), **chosen}
+
+
 def eval_main(cfg: DictConfig) -> int:
     from rl_post.models.checkpoint import load_policy
 
@@ -75,7 +89,9 @@ def eval_main(cfg: DictConfig) -> int:
             f"eval.metric='{e.metric}' is not valid; choose one of {', '.join(SUCCESS_METRICS)}"
         )
     seeds = seed_suite(int(e.seed_base), int(e.episodes))
-    policy = load_policy(str(e.checkpoint), device="cpu")
+    policy = load_policy(
+        str(e.checkpoint), expect_config=sampler_config(str(e.checkpoint), e.sampler), device="cpu"
+    )
     policy.eval()
     run_dir = Path(str(cfg.output_root)) / str(cfg.name) / time.strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
