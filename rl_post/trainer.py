@@ -355,7 +355,7 @@ class Trainer:
         return f"iter_{iteration:06d}"
 
     def save_checkpoint(self) -> Path:
-        from rl_post.models.checkpoint import save_policy
+        from rl_post.models.checkpoint import TRAINING_CHECKPOINT_POLICY_DIR, save_policy
 
         target = self.run_dir / "checkpoints" / self._checkpoint_name(self.iteration)
         partial = target.with_name(target.name + ".partial")
@@ -363,7 +363,11 @@ class Trainer:
             shutil.rmtree(partial)
         partial.mkdir(parents=True)
         self.eval_policy.load_state_dict(self.learner.policy_state(), strict=False)
-        save_policy(self.eval_policy, partial / "policy", extra_meta={"iteration": self.iteration})
+        save_policy(
+            self.eval_policy,
+            partial / TRAINING_CHECKPOINT_POLICY_DIR,
+            extra_meta={"iteration": self.iteration},
+        )
         self.learner.save(partial / "learner")
         state = {
             "iteration": self.iteration,

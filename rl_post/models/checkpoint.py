@@ -6,6 +6,8 @@
   normalization.json  state mean/std, action normalization bounds, env clip bounds (null = none)
 
 meta.json is written last, so a directory without it is an interrupted save.
+A training checkpoint (`<run>/checkpoints/iter_NNNNNN/`) holds a policy checkpoint in its
+`policy/` subdirectory; readers accept either directory.
 Loading may use a different model config than the one saved (`expect_config`) as long as the
 architecture keys agree: sampler, noise level, temperature, denoising steps, execute_steps and
 value-head options are runtime choices. A missing value head or noise head starts fresh (an SFT
@@ -112,6 +114,17 @@ def save_policy(
     )
 
 
+TRAINING_CHECKPOINT_POLICY_DIR = "policy"  # <run>/checkpoints/iter_NNNNNN/policy
+
+
+def _policy_dir(folder: Path) -> Path:
+    """`folder`, or its policy/ subdirectory when `folder` is a training checkpoint."""
+    nested = folder / TRAINING_CHECKPOINT_POLICY_DIR
+    if not (folder / META_FILE).exists() and (nested / META_FILE).is_file():
+        return nested
+    return folder
+
+
 def _require_file(folder: Path, name: str) -> Path:
     return require_file(
         folder, name, "policy checkpoint", "re-save it with rl_post.models.save_policy"
@@ -126,6 +139,7 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
             f"policy checkpoint directory {folder} does not exist; pass the directory written by "
             "save_policy (it holds meta.json, model_config.json, model.safetensors)"
         )
+    folder = _policy_dir(folder)
     try:
         meta = json.loads(_require_file(folder, META_FILE).read_text())
         raw_cfg = json.loads(_require_file(folder, CONFIG_FILE).read_text())

@@ -55,6 +55,9 @@ class ModelConfig:
     # Which chunk actions carry the RL log-likelihood: all H, or the first execute_steps (the rest
     # never reach the env; their tokens add gradient noise and no signal).
     likelihood_actions: str = "all"
+    # Top-level submodules the learner leaves untouched (e.g. ("backbone",): RL trains only the
+    # action expert / head on top of SFT features). A runtime choice, not part of the architecture.
+    frozen_modules: tuple[str, ...] = ()
     # Flow-matching (kind=flow)
     sampler: str = "flow_noise"
     num_denoise_steps: int = 4  # K

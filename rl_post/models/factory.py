@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import nn
+
+from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
 from rl_post.models.base_policy import VLAPolicyBase
 from rl_post.models.config import parse_model_config
@@ -23,4 +26,19 @@ def build_policy(model_cfg: Any, spec: ObsSpec) -> VLAPolicyBase:
     rl_post.models.policy.TrainablePolicy and lives on the CPU; move it with `.to(device)`.
     """
     cfg = parse_model_config(model_cfg)
-    return POLICY_CLASSES[cfg.kind](cfg, spec)
+    policy = POLICY_CLASSES[cfg.kind](cfg, spec)
+    freeze_modules(policy, cfg.frozen_modules)
+    return policy
+
+
+def freeze_modules(policy: nn.Module, names: tuple[str, ...]) -> None:
+    """requires_grad=False on the named top-level submodules (model.frozen_modules)."""
+    children = dict(policy.named_children())
+    trainable = [n for n, m in children.items() if any(True for _ in m.parameters())]
+    for name in names:
+        if name not in trainable:
+            raise ConfigError(
+                f"model.frozen_modules names '{name}', which this {type(policy).__name__} does "
+                f"not have; choose from {', '.join(trainable)}"
+            )
+        children[name].requires_grad_(False)

@@ -15,6 +15,7 @@ from .tiny import (
     flat_params,
     learner_config,
     make_batch,
+    on_policy_batch,
 )
 
 
@@ -157,17 +158,8 @@ def test_update_with_the_real_flow_policy():
     model_cfg = OmegaConf.load(CONFIG_DIR / "model" / "flow_tiny.yaml")
     policy = build_policy(model_cfg, ObsSpec(state_dim=9, action_dim=4))
     obs = {"state": torch.randn(8, 9), "instruction": ["pick up the cube"] * 8}
-    with torch.no_grad():
-        act = policy.act(obs)
-    batch = {
-        "obs": obs,
-        "stored": act.stored,
-        "logprob_old": act.logprob,
-        "advantages": torch.randn(8),
-        "returns": torch.randn(8),
-        "values_old": act.value,
-        "mask": torch.ones(8),
-    }
+    batch = on_policy_batch(policy, obs, torch.randn(8))
+    batch["returns"] = torch.randn(8)  # a constant target would make explained variance 0/0
     before = flat_params(policy)
     learner = Learner(policy, algo_config(num_minibatches=1, update_epochs=1), learner_config())
     groups = {g["name"]: g for g in learner.optimizer.param_groups}
@@ -178,3 +170,24 @@ def test_update_with_the_real_flow_policy():
     assert all_finite(stats)
     assert stats["ratio_mean"] == pytest.approx(1.0, abs=1e-3)  # first pass is on-policy
     assert not torch.equal(flat_params(policy), before)
+
+
+def test_frozen_modules_stay_fixed_through_an_update():
+    from omegaconf import OmegaConf
+
+    from rl_post.envs.spec import ObsSpec
+    from rl_post.models.factory import build_policy
+
+    torch.manual_seed(0)
+    model_cfg = OmegaConf.merge(
+        OmegaConf.load(CONFIG_DIR / "model" / "flow_tiny.yaml"), {"frozen_modules": ["backbone"]}
+    )
+    policy = build_policy(model_cfg, ObsSpec(state_dim=9, action_dim=4))
+    obs = {"state": torch.randn(8, 9), "instruction": ["pick up the cube"] * 8}
+    batch = on_policy_batch(policy, obs, torch.randn(8))
+    backbone, expert = flat_params(policy.backbone), flat_params(policy.expert)
+    learner = Learner(policy, algo_config(num_minibatches=1, update_epochs=1), learner_config())
+    learner.update(batch)
+    assert torch.equal(flat_params(policy.backbone), backbone)
+    assert not torch.equal(flat_params(policy.expert), expert)
+    assert not any(name.startswith("backbone.") for name in learner.policy_state())

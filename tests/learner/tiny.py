@@ -92,3 +92,19 @@ def flat_params(module: nn.Module) -> torch.Tensor:
 
 def all_finite(stats: dict[str, float], allow_nan: tuple[str, ...] = ("kl",)) -> bool:
     return all(math.isfinite(v) for k, v in stats.items() if k not in allow_nan)
+
+
+def on_policy_batch(policy: nn.Module, obs: dict, advantages: torch.Tensor) -> dict:
+    """A learner batch from the policy's own act() samples on `obs` (first pass has ratio 1)."""
+    with torch.no_grad():
+        act = policy.act(obs)
+    size = advantages.shape[0]
+    return {
+        "obs": obs,
+        "stored": act.stored,
+        "logprob_old": act.logprob,
+        "advantages": advantages,
+        "returns": torch.zeros(size),
+        "values_old": act.value if act.value is not None else torch.zeros(size),
+        "mask": torch.ones(size),
+    }

@@ -73,6 +73,16 @@ def test_missing_directory_file_and_version(tmp_path):
         load_policy(folder)
 
 
+def test_training_checkpoint_directory_loads_its_policy(tmp_path):
+    policy = make_policy("flow_tiny")
+    save_policy(policy, tmp_path / "iter_000010" / "policy")
+    (tmp_path / "iter_000010" / "learner").mkdir()
+    loaded = load_policy(tmp_path / "iter_000010")
+    expected, actual = policy.state_dict(), loaded.state_dict()
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+
+
 def test_runtime_keys_may_change_and_a_missing_critic_starts_fresh(tmp_path):
     sft = make_policy("flow_tiny", value_head=False, sampler="ode")
     save_policy(sft, tmp_path / "sft")
