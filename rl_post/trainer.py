@@ -80,6 +80,11 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
             f"train.critic_warmup_iterations={warmup}: must be >= 0, and > 0 only for an algorithm "
             f"with a critic (algo={cfg.algo.name} has {'one' if spec.uses_critic else 'none'})"
         )
+    if int(cfg.train.get("segments_per_update", 1)) < 1:
+        raise ConfigError(
+            f"train.segments_per_update={cfg.train.segments_per_update} must be >= 1 (segments "
+            "each rollout worker collects per update)"
+        )
     if int(cfg.train.iterations) < 1:
         raise ConfigError(f"train.iterations={cfg.train.iterations} must be >= 1")
     return cfg
@@ -200,6 +205,7 @@ class Trainer:
             reset_each_segment=bool(cfg.train.reset_each_segment),
             mode=str(cfg.runtime.mode),
             max_staleness=int(cfg.runtime.max_staleness),
+            segments_per_update=int(cfg.train.get("segments_per_update", 1)),
         )
         self.scorer = build_scorer(cfg, self.spec, use_ray=bool(cfg.runtime.use_ray))
         self.reward_metrics: dict[str, float] = {}

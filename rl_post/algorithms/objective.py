@@ -111,6 +111,7 @@ def compute_advantages(data: dict[str, torch.Tensor], cfg: Any) -> dict:
     """Advantages for one update batch of [T, N] decisions.
 
     Returns {"advantages", "returns", "mask" (float, decisions to train on), "stats"}.
+    Rewards are multiplied by cfg.reward_scale first (value targets of order 1 for the critic).
     - gae: mask = active decisions; returns are the GAE value targets.
     - grpo/rloo: mask = decisions of complete trajectories in kept groups (dynamic sampling);
       returns are each decision's trajectory return R (there is no critic to fit).
@@ -119,6 +120,9 @@ def compute_advantages(data: dict[str, torch.Tensor], cfg: Any) -> dict:
     """
     validate_algo_cfg(cfg)
     _require(data, ADVANTAGE_INPUT_KEYS, "advantage input")
+    scale = float(cfg["reward_scale"])
+    if scale != 1.0:
+        data = {**data, "reward": data["reward"] * scale}
     if cfg["advantage"] == "gae":
         advantages, returns = gae(
             data["reward"],

@@ -52,6 +52,7 @@ register_algorithm(AlgoSpec("rloo", "rloo", False, "leave-one-out group baseline
 REQUIRED_KEYS: tuple[str, ...] = (
     "name",
     "advantage",
+    "reward_scale",
     "gamma",
     "lam",
     "normalize_advantages",
@@ -132,7 +133,7 @@ def validate_algo_cfg(cfg: Mapping[str, Any]) -> AlgoSpec:
     _in_range(cfg, "clip_eps_high", 0.0, float("inf"), ">= 0")
     for key in ("value_coef", "entropy_coef", "kl_coef", "weight_decay"):
         _in_range(cfg, key, 0.0, float("inf"), ">= 0")
-    for key in ("adv_eps", "lr", "value_lr", "max_grad_norm"):
+    for key in ("reward_scale", "adv_eps", "lr", "value_lr", "max_grad_norm"):
         _in_range(cfg, key, 1e-30, float("inf"), "> 0")
     for key in ("value_clip", "huber_delta"):
         _positive_or_null(cfg, key)

@@ -1,6 +1,9 @@
 """Gathers the segments of one update from the rollout pool, in sync or async mode.
 
 sync:  launch collection on every worker with the current weights, wait, return (fully on-policy).
+With `segments_per_update` = K > 1 every worker collects K segments back to back, so one update sees
+K x num_envs x steps_per_segment decisions: a large batch without more env processes (on a CPU,
+envs beyond the core count add memory, not throughput).
 async: every worker always has one collection in flight; a worker whose segment is taken is relaunched
        at once, so collection of the next batch overlaps the learner's update of this one. Decisions
        produced by weights older than `max_staleness` versions are masked out and counted.
@@ -43,9 +46,13 @@ class SegmentCollector:
         reset_each_segment: bool,
         mode: str,
         max_staleness: int,
+        segments_per_update: int = 1,
     ):
         if mode not in {"sync", "async"}:
             raise ValueError(f"collector mode must be sync or async, got {mode!r}")
+        if segments_per_update < 1:
+            raise ValueError(f"segments_per_update must be >= 1, got {segments_per_update}")
+        self.segments_per_update = segments_per_update
         self.pool = pool
         self.steps_per_segment = steps_per_segment
         self.reset_each_segment = reset_each_segment
@@ -64,16 +71,24 @@ class SegmentCollector:
             if self._in_flight[i] is None:
                 self._launch(i)
         self._first = False
-        results: list[tuple[Segment, dict[str, float]] | None] = [None] * len(self.pool)
-        while any(r is None for r in results):
-            for i in self.pool.ready(self._in_flight):
-                results[i] = self.pool.result(self._in_flight[i])
+        wanted = self.segments_per_update
+        per_worker: list[list[tuple[Segment, dict[str, float]]]] = [
+            [] for _ in range(len(self.pool))
+        ]
+        while any(len(r) < wanted for r in per_worker):
+            # A worker that has its share keeps its next (async) segment in flight for the next update.
+            needed = [
+                p if len(per_worker[i]) < wanted else None for i, p in enumerate(self._in_flight)
+            ]
+            for i in self.pool.ready(needed):
+                per_worker[i].append(self.pool.result(self._in_flight[i]))
                 self._in_flight[i] = None
-                if self.mode == "async":
+                if self.mode == "async" or len(per_worker[i]) < wanted:
                     self._launch(i)
         wait_s = time.perf_counter() - start
-        segments = [r[0] for r in results if r is not None]
-        timings = [r[1] for r in results if r is not None]
+        # Worker-major order: worker 0's segments first, in collection order.
+        segments = [segment for results in per_worker for segment, _ in results]
+        timings = [_sum_timings([t for _, t in results]) for results in per_worker]
         dropped, max_lag = 0, 0
         for segment in segments:
             d, lag = mask_stale(segment, current_version, self.max_staleness)
@@ -92,6 +107,11 @@ class SegmentCollector:
                     pass
                 self._in_flight[i] = None
         self._first = True
+
+
+def _sum_timings(timings: list[dict[str, float]]) -> dict[str, float]:
+    """One worker's timings over its segments of this update."""
+    return {key: sum(t[key] for t in timings) for key in timings[0]}
 
 
 def merge_segments(segments: list[Segment]) -> Segment:

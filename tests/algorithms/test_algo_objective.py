@@ -73,6 +73,18 @@ def test_compute_advantages_ppo(algo_cfg):
     assert normalized["stats"]["adv_mean"] == pytest.approx(11.43832 / 5)
 
 
+def test_reward_scale_multiplies_rewards_before_gae(algo_cfg):
+    # Same case with rewards halved: env 1, t1: 0.5 + 0.9*2 - 0.4 = 1.9; t0 0.16 + 0.72*1.9 = 1.528
+    # env 0, t2: 1 + 1.8 - 1.5 = 1.3; t1 0.35 + 0.72*1.3 = 1.286; t0 0.9 + 0.72*1.286 = 1.82592
+    cfg = algo_cfg("ppo", gamma=0.9, lam=0.8, normalize_advantages=False, reward_scale=0.5)
+    data = ppo_data()
+    out = compute_advantages(data, cfg)
+    torch.testing.assert_close(out["advantages"], f([[1.82592, 1.528], [1.286, 1.9], [1.3, 0.0]]))
+    torch.testing.assert_close(data["reward"], ppo_data()["reward"])  # the input is not modified
+    with pytest.raises(ConfigError, match="reward_scale"):
+        compute_advantages(ppo_data(), algo_cfg("ppo", reward_scale=0.0))
+
+
 def group_data():
     # Group 0 = envs 0..3 (one initial state); returns [1, 0, 0, 1]:
     #   env 0 succeeds at t=1 then starts a new episode (group 1) left incomplete at the end;

@@ -80,3 +80,46 @@ def test_flatten_batch_keeps_masked_decisions_only():
 def test_collector_rejects_unknown_mode():
     with pytest.raises(ValueError, match="sync or async"):
         SegmentCollector(pool_of(1), 2, False, "bogus", 0)
+
+
+def test_segments_per_update_collects_consecutive_segments_per_worker():
+    pool = pool_of(2)
+    collector = SegmentCollector(
+        pool,
+        steps_per_segment=2,
+        reset_each_segment=False,
+        mode="sync",
+        max_staleness=0,
+        segments_per_update=3,
+    )
+    result = collector.gather(current_version=0)
+    assert len(result.segments) == 6 and len(result.worker_timings) == 2
+    # Worker-major: worker 0's three segments continue one another in time (t advances 2 per
+    # decision and wraps at the episode length 6).
+    first_states = [s.obs["state"][0, 0, 0].item() for s in result.segments[:3]]
+    assert first_states == [0.0, 4.0, 2.0]
+    assert merge_segments(result.segments).reward.shape == (2, 12)
+    assert all(f is None for f in collector._in_flight)  # sync: nothing left running
+    pool.close()
+
+
+def test_async_segments_per_update_keeps_one_segment_in_flight():
+    pool = pool_of(1)
+    collector = SegmentCollector(
+        pool,
+        steps_per_segment=2,
+        reset_each_segment=False,
+        mode="async",
+        max_staleness=2,
+        segments_per_update=2,
+    )
+    result = collector.gather(current_version=0)
+    assert len(result.segments) == 2
+    assert collector._in_flight[0] is not None
+    collector.drain()
+    pool.close()
+
+
+def test_collector_rejects_zero_segments_per_update():
+    with pytest.raises(ValueError, match="segments_per_update"):
+        SegmentCollector(pool_of(1), 2, False, "sync", 0, segments_per_update=0)
