@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rl_post.cli import main as cli_main
-from rl_post.config import ConfigError
+from rl_post.config import ConfigError, load_config
 from rl_post.runtime.batch import advantage_inputs, flatten_batch
 from rl_post.runtime.collector import merge_segments
 from rl_post.trainer import Trainer, prepare_config
@@ -114,6 +114,15 @@ def test_resume_continues_counters_and_reproduces_next_iteration(tmp_path):
     assert [r["iteration"] for r in rows] == [1, 2]
     for key in DETERMINISTIC_KEYS:
         assert rows[1][key] == pytest.approx(reference[1][key], rel=1e-5, abs=1e-6), key
+
+
+@pytest.mark.parametrize(
+    "preset", ["pickcube_flow_ppo_rl", "pickcube_flow_grpo_rl", "pickcube_token_grpo_rl"]
+)
+def test_learning_proof_presets_compose_and_validate(preset):
+    cfg = prepare_config(load_config("train", [f"presets={preset}"]))
+    assert cfg.env.num_envs % cfg.env.group_size == 0
+    assert int(cfg.train.segments_per_update) >= 1
 
 
 def test_num_envs_not_divisible_by_group_size_fails_before_workers_start(tmp_path):

@@ -67,24 +67,39 @@ def _default_loss_fn() -> LossFn:
 
 
 def split_param_groups(
-    policy: nn.Module, value_names: list[str], lr: float, value_lr: float
+    policy: nn.Module,
+    value_names: list[str],
+    lr: float,
+    value_lr: float,
+    policy_eps: float | None = None,
 ) -> list[dict[str, Any]]:
     """Two AdamW groups: value-head parameters (any dotted name component in `value_names`) get
-    `value_lr`, everything else `lr`. Frozen parameters are left out; empty groups are dropped."""
+    `value_lr`, everything else `lr`. Frozen parameters are left out; empty groups are dropped.
+    `policy_eps` (if set) overrides AdamW's eps for the policy group only: an eps far above the
+    gradient RMS makes the policy step lr x m_hat / eps (momentum SGD) while the critic keeps Adam."""
     policy_params, value_params = [], []
     for name, param in policy.named_parameters():
         if not param.requires_grad:
             continue
         is_value = any(part in value_names for part in name.split("."))
         (value_params if is_value else policy_params).append(param)
-    groups = [
-        {"params": policy_params, "lr": lr, "name": "policy"},
-        {"params": value_params, "lr": value_lr, "name": "value"},
-    ]
+    policy_group: dict[str, Any] = {"params": policy_params, "lr": lr, "name": "policy"}
+    if policy_eps is not None:
+        policy_group["eps"] = policy_eps
+    groups = [policy_group, {"params": value_params, "lr": value_lr, "name": "value"}]
     groups = [g for g in groups if g["params"]]
     if not groups:
         raise ConfigError("the policy has no trainable parameters; nothing for the learner to do")
     return groups
+
+
+def _optional_positive(cfg: Mapping[str, Any], key: str) -> float | None:
+    value = cfg.get(key)
+    if value is None:
+        return None
+    if float(value) <= 0:
+        raise ConfigError(f"learner.{key}={value} must be > 0 (or null to use learner.adam_eps)")
+    return float(value)
 
 
 class Learner:
@@ -131,6 +146,7 @@ class Learner:
             list(learner_cfg.get("value_param_names", ["value_head"])),
             lr,
             float(value_lr) if value_lr is not None else lr,
+            policy_eps=_optional_positive(learner_cfg, "policy_adam_eps"),
         )
         kl_coef = float(algo_cfg.get("kl_coef") or 0.0)
         # Snapshot before DeepSpeed touches the module (ZeRO-3 partitions it in place).

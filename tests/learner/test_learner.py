@@ -50,6 +50,33 @@ def test_value_head_has_its_own_learning_rate():
     assert not value_ids & {id(p) for p in groups["policy"]["params"]}
 
 
+def _first_step(**learner_overrides) -> tuple[torch.Tensor, torch.Tensor]:
+    """(policy-head step, value-head step) of one plain AdamW step from the same start."""
+    algo = algo_config(update_epochs=1, num_minibatches=1, max_grad_norm=1e9)
+    policy = TinyGaussianPolicy()
+    mean_before, value_before = flat_params(policy.mean), flat_params(policy.value_head)
+    Learner(policy, algo, learner_config(**learner_overrides)).update(make_batch())
+    return mean_before - flat_params(policy.mean), value_before - flat_params(policy.value_head)
+
+
+def test_policy_adam_eps_turns_the_policy_step_into_sgd_and_leaves_the_critic_on_adam():
+    # First AdamW step: m_hat = g, v_hat = g^2, step = lr * g / (|g| + eps).
+    lr = algo_config()["lr"]
+    adam_step, adam_value_step = _first_step()
+    eps1_step, eps1_value_step = _first_step(policy_adam_eps=1.0)
+    eps2_step, _ = _first_step(policy_adam_eps=2.0)
+    moved = adam_step.abs() > 0
+    # eps 1e-8: every weight moves by ~lr whatever its gradient (sign-like)
+    assert torch.allclose(adam_step[moved].abs(), torch.full_like(adam_step[moved], lr), rtol=1e-3)
+    # eps 1: recover g from the step and predict the eps-2 step exactly
+    a = eps1_step / lr
+    grad = a / (1 - a.abs())
+    # (float32 weights ~0.3 minus steps ~1e-5: compare at 1% plus a few ulps)
+    assert torch.allclose(eps2_step, lr * grad / (grad.abs() + 2.0), rtol=1e-2, atol=1e-7)
+    assert eps1_step.abs().max() < 0.5 * lr  # proportional to small gradients, not to their sign
+    assert torch.equal(eps1_value_step, adam_value_step)
+
+
 def test_policy_lr_scale_zero_fits_only_the_critic_and_restores_the_lr():
     policy = TinyGaussianPolicy()
     value_ids = {id(p) for p in policy.value_head.parameters()}
