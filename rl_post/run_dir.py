@@ -13,11 +13,16 @@ from rl_post.config import ConfigError
 def new_run_dir(output_root: str, name: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(output_root) / name / stamp
+    base.parent.mkdir(parents=True, exist_ok=True)
     path, n = base, 1
-    while path.exists():  # two runs started within the same second must not share a directory
-        path, n = base.with_name(f"{stamp}-{n}"), n + 1
-    path.mkdir(parents=True)
-    return path
+    while True:
+        # mkdir without exist_ok is the atomic claim: two runs started within the same second
+        # (or two processes of a sweep) must never share, and so overwrite, one directory.
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            path, n = base.with_name(f"{stamp}-{n}"), n + 1
 
 
 def existing_run_dir(path: str) -> Path:

@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rl_post.config import ConfigError
 from rl_post.eval.rollout import evaluate_policy
 from rl_post.eval.stats import SUCCESS_METRICS
+from rl_post.run_dir import new_run_dir, write_config
 
 MODES = ("deterministic", "stochastic")
 
@@ -93,9 +94,8 @@ def eval_main(cfg: DictConfig) -> int:
         str(e.checkpoint), expect_config=sampler_config(str(e.checkpoint), e.sampler), device="cpu"
     )
     policy.eval()
-    run_dir = Path(str(cfg.output_root)) / str(cfg.name) / time.strftime("%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    run_dir = new_run_dir(str(cfg.output_root), str(cfg.name))
+    write_config(run_dir, cfg)
     started = time.perf_counter()
     report = evaluate_policy(
         policy,

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rl_post.config import ConfigError
 from rl_post.data.demos import load_demos
 from rl_post.envs.settings import parse_env_settings
 from rl_post.envs.spec import ObsSpec
+from rl_post.run_dir import new_run_dir, write_config
 from rl_post.sft.dataset import BCData, build_bc_data, split_episodes
 from rl_post.sft.schedule import warmup_cosine_factor
 
@@ -90,14 +91,8 @@ def parse_sft_settings(cfg: DictConfig) -> SFTSettings:
 
 
 def make_run_dir(cfg: DictConfig) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(str(cfg.output_root)) / str(cfg.name) / stamp
-    suffix = 1
-    while run_dir.exists():  # two runs in the same second get distinct folders
-        run_dir = run_dir.with_name(f"{stamp}-{suffix}")
-        suffix += 1
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    run_dir = new_run_dir(str(cfg.output_root), str(cfg.name))
+    write_config(run_dir, cfg)
     return run_dir
 
 
