@@ -65,9 +65,20 @@ class RunLogger:
                 "ret": metrics.get("rollout/episode_return"),
                 "sps": metrics.get("perf/env_steps_per_s"),
                 "lag": metrics.get("rollout/policy_lag_max"),
+                # how far the update moved the policy, measured after the step
+                "kl": metrics.get("learner/post_kl"),
+                "clip": metrics.get("learner/post_clip_frac"),
+                "dact": metrics.get("learner/post_action_change_rms"),
+                "noise": metrics.get("learner/noise_share"),
+                "snr": metrics.get("learner/grad_snr"),
+                "lr": metrics.get("learner/lr"),
             }
             self.bar.set_postfix(
-                {k: f"{v:.3g}" for k, v in shown.items() if isinstance(v, int | float)}
+                {
+                    k: f"{v:.3g}"
+                    for k, v in shown.items()
+                    if isinstance(v, int | float) and math.isfinite(v)
+                }
             )
 
     def message(self, text: str) -> None:

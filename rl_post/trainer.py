@@ -31,7 +31,7 @@ from rl_post.runtime.build import (
     init_ray,
     plan_layout,
 )
-from rl_post.runtime.collector import GatherResult, SegmentCollector, merge_segments
+from rl_post.runtime.collector import GatherResult, SegmentCollector, merge_gathered
 from rl_post.runtime.rollout_pool import LocalRolloutPool, RayRolloutPool
 
 TRAINER_STATE_FILE = "trainer_state.pt"
@@ -236,7 +236,7 @@ class Trainer:
             while self.iteration < total:
                 start = time.perf_counter()
                 gather = self.collector.gather(self.version)  # 1. collect
-                segment = merge_segments(gather.segments)
+                segment = merge_gathered(gather, continuing=not bool(cfg.train.reset_each_segment))
                 self._score(
                     segment
                 )  # 2. score (rewards are the env's unless a reward model is set)

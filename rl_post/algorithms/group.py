@@ -95,6 +95,34 @@ def broadcast_to_decisions(
     return torch.where(index >= 0, gathered, torch.full_like(gathered, fill))
 
 
+def reward_to_go(reward: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """[T, N] undiscounted sum of a decision's own and later rewards within its trajectory
+    (0 where inactive). Rewards earned before a decision are not its consequence."""
+    out = torch.zeros_like(reward)
+    carry = torch.zeros_like(reward[0])
+    for t in range(reward.shape[0] - 1, -1, -1):
+        same = index[t] >= 0
+        if t + 1 < reward.shape[0]:
+            continues = same & (index[t + 1] == index[t])
+        else:
+            continues = torch.zeros_like(same)
+        carry = torch.where(same, reward[t] + torch.where(continues, carry, 0.0), 0.0)
+        out[t] = carry
+    return out
+
+
+def step_in_trajectory(index: torch.Tensor) -> torch.Tensor:
+    """[T, N] position of each decision inside its trajectory (0 at its first), -1 where inactive.
+    Group members start together (synchronized resets), so equal positions are equal times."""
+    out = torch.full_like(index, -1)
+    position = torch.zeros_like(index[0])
+    for t in range(index.shape[0]):
+        starts = (index[t] >= 0) & ((index[t - 1] != index[t]) if t > 0 else True)
+        position = torch.where(starts, torch.zeros_like(position), position + 1)
+        out[t] = torch.where(index[t] >= 0, position, -1)
+    return out
+
+
 @dataclass
 class _GroupSums:
     inverse: torch.Tensor  # [K] position of each trajectory's group

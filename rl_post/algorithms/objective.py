@@ -18,7 +18,9 @@ from rl_post.algorithms.group import (
     dynamic_sampling_mask,
     find_trajectories,
     grpo_advantages,
+    reward_to_go,
     rloo_advantages,
+    step_in_trajectory,
 )
 from rl_post.algorithms.logprob import aggregate_logprob
 from rl_post.algorithms.losses import entropy_loss, kl_penalty, ppo_policy_loss, value_loss
@@ -31,6 +33,7 @@ from rl_post.algorithms.stats import (
     normalize_advantages,
     ratio_mean_max,
 )
+from rl_post.algorithms.update_size import decision_log_ratio
 from rl_post.models.policy import EvalOutput
 
 ADVANTAGE_INPUT_KEYS = (
@@ -67,12 +70,25 @@ def _group_advantages(
     )
     complete = traj.complete
     returns_c, group_c = traj.returns[complete], traj.group[complete]
-    if cfg["advantage"] == "grpo":
-        adv_c = grpo_advantages(
-            returns_c, group_c, std_normalize=bool(cfg["group_std_normalize"]), eps=cfg["adv_eps"]
-        )
+    std_normalize, eps = bool(cfg["group_std_normalize"]), float(cfg["adv_eps"])
+
+    def relative(values: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        if cfg["advantage"] == "grpo":
+            return grpo_advantages(values, keys, std_normalize=std_normalize, eps=eps)
+        return rloo_advantages(values, keys)
+
+    per_step = cfg["group_return"] == "reward_to_go"
+    if per_step:
+        # A_{i,t} = G_{i,t} - baseline of the group's trajectories at the same step t, where
+        # G_{i,t} is the reward-to-go: credit for what came after the decision, not before.
+        rtg = reward_to_go(data["reward"], traj.index)
+        step = step_in_trajectory(traj.index)
+        in_complete = (traj.index >= 0) & complete[traj.index.clamp_min(0)]
+        keys = traj.group[traj.index.clamp_min(0)] * (step.shape[0] + 1) + step
+        decision_adv = torch.zeros_like(rtg)
+        decision_adv[in_complete] = relative(rtg[in_complete], keys[in_complete])
     else:
-        adv_c = rloo_advantages(returns_c, group_c)
+        adv_c = relative(returns_c, group_c)
 
     sampling = cfg["dynamic_sampling"]
     ds = dynamic_sampling_mask(
@@ -83,13 +99,15 @@ def _group_advantages(
         float(sampling["max_success_rate"]),
     )
     keep_c = ds.keep if sampling["enabled"] else torch.ones_like(ds.keep)
-    per_traj_adv = torch.zeros_like(traj.returns)
-    per_traj_adv[complete] = adv_c
     trains = torch.zeros_like(traj.complete)
     trains[complete] = keep_c
-
-    advantages = broadcast_to_decisions(per_traj_adv, traj.index)
-    returns = broadcast_to_decisions(traj.returns, traj.index)
+    if per_step:
+        advantages, returns = decision_adv, rtg
+    else:
+        per_traj_adv = torch.zeros_like(traj.returns)
+        per_traj_adv[complete] = adv_c
+        advantages = broadcast_to_decisions(per_traj_adv, traj.index)
+        returns = broadcast_to_decisions(traj.returns, traj.index)
     mask = broadcast_to_decisions(trains.to(advantages.dtype), traj.index)
     num_complete = int(complete.sum())
     stats = {
@@ -150,16 +168,40 @@ def compute_advantages(data: dict[str, torch.Tensor], cfg: Any) -> dict:
     return {"advantages": advantages, "returns": returns, "mask": mask, "stats": stats}
 
 
+def policy_surrogate(
+    logprob: torch.Tensor, batch: dict[str, torch.Tensor], cfg: Any
+) -> torch.Tensor:
+    """The clipped PPO surrogate alone (no value, entropy or KL term) for [B, H, A] log-probs at
+    cfg.logprob_level: the policy-gradient part of compute_loss, also used to measure the
+    gradient's signal-to-noise ratio."""
+    level = cfg["logprob_level"]
+    return ppo_policy_loss(
+        aggregate_logprob(logprob, level),
+        aggregate_logprob(batch["logprob_old"], level),
+        batch["advantages"],
+        batch["mask"],
+        clip_eps_low=float(cfg["clip_eps_low"]),
+        clip_eps_high=float(cfg["clip_eps_high"]),
+        dual_clip=None if cfg["dual_clip"] is None else float(cfg["dual_clip"]),
+        agg=cfg["loss_agg"],
+    )
+
+
 def compute_loss(
     new: EvalOutput,
     batch: dict[str, torch.Tensor],
     cfg: Any,
     ref_logprob: torch.Tensor | None = None,
+    critic_only: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss (masked MEAN over this batch, see losses.py) and float statistics.
 
     total = policy + value_coef * value (critic algorithms, when new.value is given)
             - entropy_coef * entropy + kl_coef * kl (when ref_logprob is given and kl_coef > 0).
+    critic_only=True (critic warm-up) keeps only the value term: no policy gradient at all, so
+    no optimizer momentum builds up in the policy while it is meant to stand still.
+    `kl_decision` is the k3 estimate of KL(old || new) per whole decision at the current weights
+    (before this optimizer step): what algo.target_kl early stopping compares against.
     Log-probs ([B, H, A]) are summed to cfg.logprob_level before the ratio; the entropy bonus is
     the mean per-token entropy (independent of chunk size). Stats that do not apply (value_loss
     and explained_var without a critic, kl without a reference) are nan.
@@ -176,17 +218,8 @@ def compute_loss(
     logprob = aggregate_logprob(new.logprob, level)
     old_logprob = aggregate_logprob(batch["logprob_old"], level)
 
-    policy = ppo_policy_loss(
-        logprob,
-        old_logprob,
-        batch["advantages"],
-        mask,
-        clip_eps_low=float(cfg["clip_eps_low"]),
-        clip_eps_high=float(cfg["clip_eps_high"]),
-        dual_clip=None if cfg["dual_clip"] is None else float(cfg["dual_clip"]),
-        agg=cfg["loss_agg"],
-    )
-    total = policy
+    policy = policy_surrogate(new.logprob, batch, cfg)
+    total = policy * 0.0 if critic_only else policy
     stats: dict[str, float] = {"policy_loss": float(policy.detach())}
 
     fits_critic = spec.uses_critic and new.value is not None
@@ -205,13 +238,13 @@ def compute_loss(
         stats["value_loss"] = math.nan
 
     entropy_term = entropy_loss(new.entropy, mask)
-    if float(cfg["entropy_coef"]) != 0.0:
+    if float(cfg["entropy_coef"]) != 0.0 and not critic_only:
         total = total + float(cfg["entropy_coef"]) * entropy_term
     stats["entropy"] = -float(entropy_term.detach())
 
     if ref_logprob is not None:
         kl = kl_penalty(logprob, aggregate_logprob(ref_logprob, level), cfg["kl_estimator"], mask)
-        if float(cfg["kl_coef"]) > 0.0:
+        if float(cfg["kl_coef"]) > 0.0 and not critic_only:
             total = total + float(cfg["kl_coef"]) * kl
         stats["kl"] = float(kl.detach())
     else:
@@ -224,6 +257,9 @@ def compute_loss(
             ratio, mask, float(cfg["clip_eps_low"]), float(cfg["clip_eps_high"])
         )
         stats["approx_kl"] = approx_kl(log_ratio, mask)
+        stats["kl_decision"] = approx_kl(
+            decision_log_ratio(new.logprob.detach(), batch["logprob_old"]), mask
+        )
         stats["ratio_mean"], stats["ratio_max"] = ratio_mean_max(ratio, mask)
         stats["explained_var"] = (
             explained_variance(new.value.detach(), batch["returns"], mask)

@@ -15,6 +15,7 @@ from rl_post.algorithms.losses import KL_ESTIMATORS, LOSS_AGGS
 from rl_post.config import ConfigError
 
 ADVANTAGE_KINDS: tuple[str, ...] = ("gae", "grpo", "rloo")
+GROUP_RETURNS: tuple[str, ...] = ("episode", "reward_to_go")
 GROUP_ADVANTAGES: frozenset[str] = frozenset({"grpo", "rloo"})
 
 
@@ -57,6 +58,7 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "lam",
     "normalize_advantages",
     "group_std_normalize",
+    "group_return",
     "adv_eps",
     "dynamic_sampling",
     "clip_eps_low",
@@ -75,10 +77,14 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "lr",
     "value_lr",
     "max_grad_norm",
+    "value_max_grad_norm",
+    "target_kl",
+    "adaptive_lr",
     "weight_decay",
     "group_size",
 )
 DYNAMIC_SAMPLING_KEYS: tuple[str, ...] = ("enabled", "min_success_rate", "max_success_rate")
+ADAPTIVE_LR_KEYS: tuple[str, ...] = ("enabled", "target_kl", "factor", "min_lr", "max_lr")
 
 
 def get_algo_spec(name: str) -> AlgoSpec:
@@ -109,6 +115,28 @@ def _positive_or_null(cfg: Mapping[str, Any], key: str) -> None:
         raise ConfigError(f"algo.{key} must be null (off) or > 0; got {value}")
 
 
+def _validate_adaptive_lr(cfg: Mapping[str, Any]) -> None:
+    adaptive = cfg["adaptive_lr"]
+    missing = [k for k in ADAPTIVE_LR_KEYS if k not in adaptive]
+    if missing:
+        raise ConfigError(
+            f"algo.adaptive_lr lacks keys {missing}; it needs {list(ADAPTIVE_LR_KEYS)}"
+        )
+    if not adaptive["enabled"]:
+        return
+    target, factor = adaptive["target_kl"], adaptive["factor"]
+    low, high = adaptive["min_lr"], adaptive["max_lr"]
+    if target is None or float(target) <= 0:
+        raise ConfigError(f"algo.adaptive_lr.target_kl must be > 0 (KL per decision); got {target}")
+    if factor is None or float(factor) <= 1.0:
+        raise ConfigError(f"algo.adaptive_lr.factor must be > 1 (e.g. 1.5); got {factor}")
+    if not 0.0 < float(low) <= float(cfg["lr"]) <= float(high):
+        raise ConfigError(
+            "algo.adaptive_lr needs 0 < min_lr <= algo.lr <= max_lr; got "
+            f"min_lr={low}, lr={cfg['lr']}, max_lr={high}"
+        )
+
+
 def validate_algo_cfg(cfg: Mapping[str, Any]) -> AlgoSpec:
     """Check an algo config; raise ConfigError naming the problem and the valid choices."""
     missing = [k for k in REQUIRED_KEYS if k not in cfg]
@@ -125,6 +153,7 @@ def validate_algo_cfg(cfg: Mapping[str, Any]) -> AlgoSpec:
             f"choose the algorithm instead (algo=" + "|".join(sorted(ALGORITHMS)) + ")"
         )
     _choice(cfg, "logprob_level", LOGPROB_LEVELS)
+    _choice(cfg, "group_return", GROUP_RETURNS)
     _choice(cfg, "loss_agg", LOSS_AGGS)
     _choice(cfg, "kl_estimator", KL_ESTIMATORS)
     _in_range(cfg, "gamma", 0.0, 1.0, "in [0, 1]")
@@ -135,8 +164,9 @@ def validate_algo_cfg(cfg: Mapping[str, Any]) -> AlgoSpec:
         _in_range(cfg, key, 0.0, float("inf"), ">= 0")
     for key in ("reward_scale", "adv_eps", "lr", "value_lr", "max_grad_norm"):
         _in_range(cfg, key, 1e-30, float("inf"), "> 0")
-    for key in ("value_clip", "huber_delta"):
+    for key in ("value_clip", "huber_delta", "value_max_grad_norm", "target_kl"):
         _positive_or_null(cfg, key)
+    _validate_adaptive_lr(cfg)
     if cfg["dual_clip"] is not None and float(cfg["dual_clip"]) <= 1.0:
         raise ConfigError(
             f"algo.dual_clip must be null (off) or > 1 (e.g. 3.0); got {cfg['dual_clip']}"

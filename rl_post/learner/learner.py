@@ -25,13 +25,21 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rl_post.algorithms.update_size import adapt_lr
 from rl_post.config import ConfigError
+from rl_post.learner.diagnostics import (
+    UpdateSizeProbe,
+    gradient_snr_stats,
+    noise_share_stats,
+)
 from rl_post.learner.distributed import ensure_process_group, quiet_deepspeed, resolve_backend
 from rl_post.learner.ds_config import (
     autocast_dtype,
     build_deepspeed_config,
+    optimizer_settings,
     require,
     resolve_precision,
+    zero_stage,
 )
 from rl_post.learner.minibatch import (
     MicroBatchPlan,
@@ -40,6 +48,7 @@ from rl_post.learner.minibatch import (
     select_rows,
     to_device,
 )
+from rl_post.learner.optimizer import GroupClippedAdamW
 from rl_post.learner.reference import FrozenReference
 from rl_post.models.policy import EvalOutput
 
@@ -72,9 +81,12 @@ def split_param_groups(
     lr: float,
     value_lr: float,
     policy_eps: float | None = None,
+    max_grad_norm: float | None = None,
+    value_max_grad_norm: float | None = None,
 ) -> list[dict[str, Any]]:
     """Two AdamW groups: value-head parameters (any dotted name component in `value_names`) get
-    `value_lr`, everything else `lr`. Frozen parameters are left out; empty groups are dropped.
+    `value_lr`, everything else `lr`; each group is clipped to its own gradient norm. Frozen
+    parameters are left out; empty groups are dropped.
     `policy_eps` (if set) overrides AdamW's eps for the policy group only: an eps far above the
     gradient RMS makes the policy step lr x m_hat / eps (momentum SGD) while the critic keeps Adam."""
     policy_params, value_params = [], []
@@ -83,14 +95,33 @@ def split_param_groups(
             continue
         is_value = any(part in value_names for part in name.split("."))
         (value_params if is_value else policy_params).append(param)
-    policy_group: dict[str, Any] = {"params": policy_params, "lr": lr, "name": "policy"}
+    policy_group: dict[str, Any] = {
+        "params": policy_params,
+        "lr": lr,
+        "name": "policy",
+        "max_grad_norm": max_grad_norm,
+    }
     if policy_eps is not None:
         policy_group["eps"] = policy_eps
-    groups = [policy_group, {"params": value_params, "lr": value_lr, "name": "value"}]
-    groups = [g for g in groups if g["params"]]
+    value_group = {
+        "params": value_params,
+        "lr": value_lr,
+        "name": "value",
+        "max_grad_norm": value_max_grad_norm if value_max_grad_norm is not None else max_grad_norm,
+    }
+    groups = [g for g in (policy_group, value_group) if g["params"]]
     if not groups:
         raise ConfigError("the policy has no trainable parameters; nothing for the learner to do")
     return groups
+
+
+def _optional_positive_algo(cfg: Mapping[str, Any], key: str) -> float | None:
+    value = cfg.get(key)
+    if value is None or float(value) == 0.0:
+        return None
+    if float(value) < 0:
+        raise ConfigError(f"algo.{key}={value} must be > 0 (or null: off)")
+    return float(value)
 
 
 def _optional_positive(cfg: Mapping[str, Any], key: str) -> float | None:
@@ -141,56 +172,95 @@ class Learner:
         )
         lr = float(require(algo_cfg, "lr", "algo"))
         value_lr = algo_cfg.get("value_lr")
+        max_norm = _optional_positive_algo(algo_cfg, "max_grad_norm")
         groups = split_param_groups(
             policy,
             list(learner_cfg.get("value_param_names", ["value_head"])),
             lr,
             float(value_lr) if value_lr is not None else lr,
             policy_eps=_optional_positive(learner_cfg, "policy_adam_eps"),
+            max_grad_norm=max_norm,
+            value_max_grad_norm=_optional_positive_algo(algo_cfg, "value_max_grad_norm"),
+        )
+        self._policy_lr = lr  # the adaptive lr moves this; policy_lr_scale multiplies it per call
+        self._target_kl = _optional_positive_algo(algo_cfg, "target_kl")
+        adaptive = algo_cfg.get("adaptive_lr") or {}
+        self._adaptive = dict(adaptive) if adaptive.get("enabled") else None
+        self._probe = UpdateSizeProbe.from_config(learner_cfg, algo_cfg)
+        if self._adaptive is not None and self._probe.samples <= 0:
+            raise ConfigError(
+                "algo.adaptive_lr needs the post-update KL: set learner.post_update_samples > 0"
+            )
+        self._snr_every = int(learner_cfg.get("grad_snr_every", 0) or 0)
+        self._snr_splits = int(learner_cfg.get("grad_snr_splits", 2))
+        self._noise_share_every = int(learner_cfg.get("noise_share_every", 0) or 0)
+        self._noise_share_sizes = (
+            int(learner_cfg.get("noise_share_obs", 8)),
+            int(learner_cfg.get("noise_share_initial", 4)),
+            int(learner_cfg.get("noise_share_draws", 8)),
         )
         kl_coef = float(algo_cfg.get("kl_coef") or 0.0)
         # Snapshot before DeepSpeed touches the module (ZeRO-3 partitions it in place).
         reference_source = ref_policy if ref_policy is not None else policy
         reference_snapshot = FrozenReference.snapshot(reference_source) if kl_coef > 0 else None
 
+        self._zero_stage = zero_stage(learner_cfg)
+        optimizer = GroupClippedAdamW(
+            groups, **optimizer_settings(learner_cfg, algo_cfg, on_gpu=backend == "nccl")
+        )
+        optimizer.partitioned = self._zero_stage >= 1 and world_size > 1
         initial_accum = self._grad_accum_cfg or 1
         ds_config = build_deepspeed_config(
             learner_cfg,
-            algo_cfg,
             precision=self.precision,
             world_size=world_size,
             micro_size=self._micro_batch_size,
             grad_accum=initial_accum,
         )
         started = time.perf_counter()
-        self.engine, self.optimizer, _, _ = deepspeed.initialize(
-            model=_EvaluateForward(policy), model_parameters=groups, config=ds_config
+        self.engine, _, _, _ = deepspeed.initialize(
+            model=_EvaluateForward(policy), optimizer=optimizer, config=ds_config
         )
         self.engine_init_seconds = time.perf_counter() - started
+        self._optimizer = optimizer  # the torch optimizer DeepSpeed steps (maybe inside ZeRO's)
+        self.optimizer = self.engine.optimizer
         self.device = self.engine.device
         self.reference = (
             FrozenReference(reference_snapshot, self.device, autocast_dtype(self.precision))
             if reference_snapshot is not None
             else None
         )
-        self._zero_stage = int(ds_config["zero_optimization"]["stage"])
         self._generator = torch.Generator().manual_seed(int(learner_cfg.get("shuffle_seed", 0)))
+        # Diagnostics draw from their own stream so switching them on never changes training.
+        self._diag_generator = torch.Generator().manual_seed(
+            int(learner_cfg.get("shuffle_seed", 0)) + 1
+        )
         self.num_updates = 0  # optimizer steps taken
-        self._last_grad_norm = math.nan
         self.num_update_calls = 0
+        self._warming_up = False  # the last update was critic-only (policy_lr_scale == 0)
 
     # ---------------------------------------------------------------- update
     def update(self, batch: dict[str, Any], policy_lr_scale: float = 1.0) -> dict[str, float]:
         """algo.update_epochs passes of algo.num_minibatches optimizer steps over `batch`.
 
         policy_lr_scale multiplies the policy learning rate for this call only; 0 fits the critic
-        alone (critic warm-up: a fresh value head must not steer the policy of an SFT checkpoint).
+        alone (critic warm-up: a fresh value head must not steer the policy of an SFT checkpoint):
+        the policy terms leave the loss, and the first update after warm-up starts the policy
+        group's AdamW moments afresh.
+
+        algo.target_kl stops the epochs at the first minibatch whose KL(old || new) per decision,
+        measured before its step, exceeds the target (that step is not taken). After the update
+        the learner re-evaluates `learner.post_update_samples` decisions of the batch and reports
+        the true post-update KL, ratio spread, clip fraction and deterministic-action change
+        (post_*); with algo.adaptive_lr the policy lr then moves toward its KL target.
 
         batch: "obs" (dict of [B, ...] tensors, "instruction" list[str]), "stored" (dict of
-        [B, ...]), logprob_old [B, H, A], advantages [B], returns [B], values_old [B], mask [B].
+        [B, ...]), logprob_old [B, H, A], advantages [B], returns [B], values_old [B], mask [B],
+        optionally "split_key" [B] (episode / group of each decision, for the gradient SNR).
         With world_size > 1 every rank must be given the same, whole batch. Returns the mean
-        loss statistics plus grad_norm (pre-clip), lr / lr_value, num_updates (optimizer steps
-        so far), skipped_minibatches (all-masked), micro_batches_per_step, micro_batch_size.
+        loss statistics plus grad_norm / grad_norm_policy / grad_norm_value (pre-clip), lr /
+        lr_value, num_updates (optimizer steps so far), epochs_run, early_stopped,
+        skipped_minibatches (all-masked), micro_batches_per_step, micro_batch_size.
         """
         missing = [k for k in BATCH_KEYS if k not in batch]
         if missing:
@@ -204,27 +274,66 @@ class Learner:
             self._grad_accum_cfg,
         )
         self._apply_plan(plan)
+        critic_only = float(policy_lr_scale) == 0.0
+        diagnostics: dict[str, float] = {}
+        if self._warming_up and not critic_only:
+            diagnostics["policy_optimizer_reset"] = float(
+                self._optimizer.reset_group_state("policy")
+            )
+        self._warming_up = critic_only
+        calls = self.num_update_calls
+        if self._snr_every > 0 and calls % self._snr_every == 0 and not critic_only:
+            diagnostics.update(self._measure_gradient_snr(batch))
+        if self._noise_share_every > 0 and calls % self._noise_share_every == 0:
+            diagnostics.update(
+                noise_share_stats(
+                    self._policy,
+                    batch,
+                    *self._noise_share_sizes,
+                    self.device,
+                    self._diag_generator,
+                )
+                if self.can_act_outside_engine
+                else {}
+            )
+        probe_state = self._probe.before(self, batch, mask, self._diag_generator)
+
         self.engine.train()
-        base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         for group in self.optimizer.param_groups:
             if group.get("name") == "policy":
-                group["lr"] = group["lr"] * float(policy_lr_scale)
-        try:
-            result = self._run_epochs(batch, mask, plan)
-        finally:
-            for group, lr in zip(self.optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = lr
+                group["lr"] = self._policy_lr * float(policy_lr_scale)
+        result = self._run_epochs(batch, mask, plan, critic_only)
+        result.update(self._probe.after(self, probe_state))
+        if self._adaptive is not None and not critic_only:
+            self._policy_lr = adapt_lr(
+                self._policy_lr,
+                result.get("post_kl", math.nan),
+                float(self._adaptive["target_kl"]),
+                float(self._adaptive["factor"]),
+                float(self._adaptive["min_lr"]),
+                float(self._adaptive["max_lr"]),
+            )
+        for group in self.optimizer.param_groups:
+            if group.get("name") == "policy":
+                group["lr"] = self._policy_lr
+        result["lr_next"] = self._policy_lr
         result["policy_lr_scale"] = float(policy_lr_scale)
+        result.update(diagnostics)
         return result
 
     def _run_epochs(
-        self, batch: dict[str, Any], mask: torch.Tensor, plan: MicroBatchPlan
+        self, batch: dict[str, Any], mask: torch.Tensor, plan: MicroBatchPlan, critic_only: bool
     ) -> dict[str, float]:
         sums: dict[str, float] = {}
         weights: dict[str, float] = {}
-        grad_norms: list[float] = []
+        group_norms: dict[str, list[float]] = {}
         skipped = 0
+        epochs_run = 0
+        early_stopped = False
         for _ in range(self._epochs):
+            if early_stopped:
+                break
+            epochs_run += 1
             permutation = torch.randperm(mask.shape[0], generator=self._generator)
             indices, valid = minibatch_layout(permutation, plan)
             for mb in range(plan.num_minibatches):
@@ -232,28 +341,41 @@ class Learner:
                 if mb_weight <= 0:  # every rank sees the same sum, so all skip together
                     skipped += 1
                     continue
+                self._optimizer.group_norms = {}
+                kl_sum = 0.0
                 for micro in range(plan.grad_accum):
                     index = indices[mb, self.rank, micro]
                     micro_mask = mask[index] * valid[mb, self.rank, micro]
                     share = float(micro_mask.sum() / mb_weight)
-                    stats = self._micro_step(batch, index, micro_mask, share, micro, plan)
+                    stats, kl_share = self._micro_step(
+                        batch, index, micro_mask, share, micro, plan, critic_only, kl_sum
+                    )
+                    kl_sum += kl_share
                     for key, value in stats.items():
                         weights[key] = weights.get(key, 0.0) + (
                             share if math.isfinite(value) else 0.0
                         )
                         if math.isfinite(value):
                             sums[key] = sums.get(key, 0.0) + value * share
-                norm = (
-                    self._last_grad_norm
-                    if self._zero_stage == 0
-                    else self.engine.get_global_grad_norm()
-                )
-                if norm is not None:
-                    grad_norms.append(float(norm))
+                early_stopped = self._optimizer.skip
+                self._optimizer.skip = False
+                if early_stopped:
+                    break
+                for name, norm in self._optimizer.group_norms.items():
+                    group_norms.setdefault(name, []).append(norm)
                 self.num_updates += 1
         result = self._reduce_stats(sums, weights)
-        if grad_norms:
-            result["grad_norm"] = sum(grad_norms) / len(grad_norms)
+        for name, norms in group_norms.items():
+            result[f"grad_norm_{name}"] = sum(norms) / len(norms)
+        if group_norms:
+            steps = len(next(iter(group_norms.values())))
+            result["grad_norm"] = (
+                sum(
+                    math.sqrt(sum(group_norms[name][i] ** 2 for name in group_norms))
+                    for i in range(steps)
+                )
+                / steps
+            )
         for group in self.optimizer.param_groups:
             result["lr" if group.get("name") == "policy" else f"lr_{group.get('name')}"] = float(
                 group["lr"]
@@ -261,6 +383,8 @@ class Learner:
         self.num_update_calls += 1
         result.update(
             num_updates=float(self.num_updates),
+            epochs_run=float(epochs_run),
+            early_stopped=float(early_stopped),
             skipped_minibatches=float(skipped),
             micro_batches_per_step=float(plan.grad_accum),
             micro_batch_size=float(plan.micro_size),
@@ -280,12 +404,18 @@ class Learner:
         share: float,
         micro: int,
         plan: MicroBatchPlan,
-    ) -> dict[str, float]:
+        critic_only: bool,
+        kl_so_far: float,
+    ) -> tuple[dict[str, float], float]:
+        """Forward, loss, backward and (at the minibatch boundary) the optimizer step of one
+        micro-batch. Returns its statistics and its share-weighted pre-step KL per decision."""
         micro_batch = to_device(select_rows(batch, index), self.device)
         micro_batch["mask"] = micro_mask.to(self.device)
-        self.engine.set_gradient_accumulation_boundary(micro == plan.grad_accum - 1)
+        last = micro == plan.grad_accum - 1
+        self.engine.set_gradient_accumulation_boundary(last)
         logprob, entropy, value = self.engine(micro_batch["obs"], micro_batch["stored"])
         stats: dict[str, float] = {}
+        kl_share = 0.0
         if share > 0:
             new = EvalOutput(logprob=logprob.float(), entropy=entropy.float(), value=value)
             if value is not None:
@@ -296,23 +426,32 @@ class Learner:
                 else None
             )
             loss, raw_stats = self._loss_fn(
-                new, micro_batch, self._algo_cfg, ref_logprob=ref_logprob
+                new, micro_batch, self._algo_cfg, ref_logprob=ref_logprob, critic_only=critic_only
             )
             scaled = loss * (share * self.world_size)
             stats = {k: float(v) for k, v in raw_stats.items()}
+            kl = stats.get("kl_decision", math.nan)
+            kl_share = share * kl if math.isfinite(kl) else 0.0
         else:
             # Zero-weight micro-batch (all padding / masked): still run backward so every rank
             # makes the same collective calls.
             outputs = [t for t in (logprob, entropy, value) if t is not None]
             scaled = sum(t.float().sum() for t in outputs) * 0.0
+        if last and self._target_kl is not None and not critic_only:
+            minibatch_kl = self._all_reduce_sum(kl_so_far + kl_share)
+            # The step this minibatch would take starts from a policy already this far from the
+            # behaviour policy: stop here, before moving further (CleanRL / ManiSkill PPO).
+            self._optimizer.skip = minibatch_kl > self._target_kl
         self.engine.backward(scaled, scale_wrt_gas=False)
-        if self._zero_stage == 0 and micro == plan.grad_accum - 1:
-            # ZeRO-0 clips in place without keeping the norm; gradients are already averaged
-            # across ranks here (the boundary backward all-reduces), so every rank agrees.
-            grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
-            self._last_grad_norm = float(torch.nn.utils.get_total_norm(grads))
         self.engine.step()
-        return stats
+        return stats, kl_share
+
+    def _all_reduce_sum(self, value: float) -> float:
+        if self.world_size == 1:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return float(tensor.item())
 
     def _reduce_stats(self, sums: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
         """Weighted mean of each statistic over every micro-batch of every rank. A micro-batch
@@ -331,6 +470,42 @@ class Learner:
             sums = dict(zip(keys, totals[: len(keys)], strict=True))
             weights = dict(zip(keys, totals[len(keys) :], strict=True))
         return {k: sums.get(k, 0.0) / weights[k] if weights[k] > 0 else math.nan for k in keys}
+
+    def _measure_gradient_snr(self, batch: dict[str, Any]) -> dict[str, float]:
+        if self._zero_stage == 3:
+            raise ConfigError(
+                "learner.grad_snr_every needs whole parameters on each rank; it does not work "
+                "with learner.zero_stage=3 (use 0-2 for the diagnostic run)"
+            )
+        value_names = list(self._learner_cfg.get("value_param_names", ["value_head"]))
+        policy_params = [
+            p
+            for n, p in self._policy.named_parameters()
+            if p.requires_grad and not any(part in value_names for part in n.split("."))
+        ]
+        return gradient_snr_stats(
+            self._policy,
+            policy_params,
+            batch,
+            self._algo_cfg,
+            self._snr_splits,
+            self._micro_batch_size,
+            self.device,
+            self._diag_generator,
+        )
+
+    @property
+    def policy(self) -> nn.Module:
+        return self._policy
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self._micro_batch_size
+
+    @property
+    def can_act_outside_engine(self) -> bool:
+        """Whether the policy's own act() works on this rank (ZeRO-3 partitions parameters)."""
+        return self._zero_stage != 3
 
     # ---------------------------------------------------------------- weights
     def policy_state(self) -> dict[str, torch.Tensor]:
@@ -358,6 +533,9 @@ class Learner:
             "num_updates": self.num_updates,
             "num_update_calls": self.num_update_calls,
             "shuffle_generator": self._generator.get_state(),
+            "diagnostics_generator": self._diag_generator.get_state(),
+            "policy_lr": self._policy_lr,
+            "warming_up": self._warming_up,
         }
         if self.reference is not None:
             client_state["reference"] = self.reference.state_dict()
@@ -370,5 +548,11 @@ class Learner:
         self.num_updates = int(client_state["num_updates"])
         self.num_update_calls = int(client_state["num_update_calls"])
         self._generator.set_state(client_state["shuffle_generator"])
+        self._diag_generator.set_state(client_state["diagnostics_generator"])
+        self._policy_lr = float(client_state["policy_lr"])
+        self._warming_up = bool(client_state["warming_up"])
+        for group in self.optimizer.param_groups:
+            if group.get("name") == "policy":
+                group["lr"] = self._policy_lr
         if self.reference is not None and "reference" in client_state:
             self.reference.load_state_dict(client_state["reference"])

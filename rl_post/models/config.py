@@ -17,6 +17,7 @@ MODEL_KINDS = ("flow", "token")
 FLOW_SAMPLERS = ("flow_noise", "flow_sde", "ode")
 SDE_MODES = ("all", "one")
 LIKELIHOOD_ACTIONS = ("all", "executed")
+INITIAL_NOISE = ("random", "zero")
 TOKENIZERS = ("hashed_words", "bytes")
 
 
@@ -61,6 +62,9 @@ class ModelConfig:
     # Flow-matching (kind=flow)
     sampler: str = "flow_noise"
     num_denoise_steps: int = 4  # K
+    # x_1 of every chain: random N(0, I) as in pi0, or zero (a fixed start: all action noise then
+    # comes from likelihood-visible steps, and the deterministic policy is the noise-free chain)
+    initial_noise: str = "random"
     expert_layers: int = 2
     expert_d_model: int = 64
     noise_level: float = 0.5  # a in sigma_t = a * sqrt(t / (1 - t)) (flow_sde)
@@ -149,6 +153,7 @@ def _validate(cfg: ModelConfig) -> None:
     _choice(cfg.sampler, FLOW_SAMPLERS, "sampler")
     _choice(cfg.sde_mode, SDE_MODES, "sde_mode")
     _choice(cfg.likelihood_actions, LIKELIHOOD_ACTIONS, "likelihood_actions")
+    _choice(cfg.initial_noise, INITIAL_NOISE, "initial_noise")
     _choice(cfg.language.tokenizer, TOKENIZERS, "language.tokenizer")
     for key in ("action_horizon", "execute_steps", "d_model", "num_heads", "num_denoise_steps"):
         _positive(getattr(cfg, key), key)

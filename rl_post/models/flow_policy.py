@@ -144,12 +144,45 @@ class FlowMatchingPolicy(VLAPolicyBase):
             self._require_likelihood()
         out = self.encode(obs)
         context, context_mask = self.expert.context(out)
-        n, device = context.shape[0], context.device
+        n = context.shape[0]
+        x, chain, logprob, stored = self._sample(
+            context, context_mask, self._initial_noise(n, generator), stochastic, generator
+        )
+        stored["chain"] = chain
+        return ActOutput(
+            actions=self._to_env_units(x),
+            logprob=self._likelihood_slice(logprob if stochastic else torch.zeros_like(x)),
+            value=self._value_from(out.pooled),
+            stored=stored,
+        )
+
+    def _initial_noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """x_1 [n, H, A]: N(0, I) (pi0), or zeros with model.initial_noise=zero, where the chain
+        starts from a fixed point and every bit of action noise is a likelihood-visible step."""
         shape = (n, self.action_horizon, self.action_dim)
+        if self.config.initial_noise == "zero":
+            return torch.zeros(shape, device=self.device)
+        return torch.randn(shape, generator=generator, device=self.device)
+
+    def _prior_logprob(self, x_1: torch.Tensor) -> torch.Tensor:
+        if self.config.initial_noise == "zero":
+            return torch.zeros_like(x_1)  # x_1 is not sampled: no density term
+        return gaussian_log_density(x_1, torch.zeros_like(x_1), torch.ones_like(x_1))
+
+    def _sample(
+        self,
+        context: torch.Tensor,
+        context_mask: torch.Tensor,
+        x: torch.Tensor,
+        stochastic: bool,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Run the K denoising steps from x_1 = x: (x_0 [N, H, A], chain [N, K+1, H, A], chain
+        log-prob [N, H, A], stored extras such as the one-step SDE's chosen step)."""
+        n, device = x.shape[0], x.device
         grid = time_grid(self.num_steps, device)
-        x = torch.randn(shape, generator=generator, device=device)
         chain = [x]
-        logprob = gaussian_log_density(x, torch.zeros_like(x), torch.ones_like(x))
+        logprob = self._prior_logprob(x)
         stored: dict[str, torch.Tensor] = {}
         if stochastic and self._one_step():
             sde_step = torch.randint(0, self.num_steps, (n,), generator=generator, device=device)
@@ -161,7 +194,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
                 x = ode_step(x, velocity, self.dt)
             else:
                 mean, std = self._transition(x, velocity, hidden, t)
-                noise = torch.randn(shape, generator=generator, device=device)
+                noise = torch.randn(x.shape, generator=generator, device=device)
                 sampled = mean + std * noise
                 step_logprob = gaussian_log_density(sampled, mean, std)
                 if "sde_step" in stored:
@@ -172,13 +205,46 @@ class FlowMatchingPolicy(VLAPolicyBase):
                     x = sampled
                     logprob = logprob + step_logprob
             chain.append(x)
-        stored["chain"] = torch.stack(chain, dim=1)
-        return ActOutput(
-            actions=self._to_env_units(x),
-            logprob=self._likelihood_slice(logprob if stochastic else torch.zeros_like(x)),
-            value=self._value_from(out.pooled),
-            stored=stored,
+        return x, torch.stack(chain, dim=1), logprob, stored
+
+    @torch.no_grad()
+    def noise_share(
+        self,
+        obs: dict[str, object],
+        num_initial: int,
+        num_draws: int,
+        generator: torch.Generator | None = None,
+    ) -> float:
+        """Share of the sampled action's variance that the chain likelihood sees.
+
+        By the law of total variance Var(a) = E[Var(a | x_1)] + Var(E[a | x_1]); only the first
+        part comes from the Gaussian steps whose densities enter log p(chain) with parameters in
+        them, the second from x_1, which the likelihood scores with a parameter-free prior. The
+        estimate samples `num_initial` x_1 per observation and `num_draws` step-noise chains per
+        x_1, and returns sum_obs E[Var(a | x_1)] / sum_obs Var(a) over the likelihood's actions
+        (normalized units, summed over dimensions). 1.0 with model.initial_noise=zero.
+        """
+        self._require_likelihood()
+        if num_initial < 1 or num_draws < 2:
+            raise ValueError("noise_share needs num_initial >= 1 and num_draws >= 2")
+        if self.config.initial_noise == "zero":  # one fixed x_1: every draw shares it
+            num_initial, num_draws = 1, num_initial * num_draws
+        out = self.encode(obs)
+        context, context_mask = self.expert.context(out)
+        n, reps = context.shape[0], num_initial * num_draws
+        x_1 = self._initial_noise(n * num_initial, generator)
+        x_1 = x_1.repeat_interleave(num_draws, dim=0)
+        x, _, _, _ = self._sample(
+            context.repeat_interleave(reps, 0),
+            context_mask.repeat_interleave(reps, 0),
+            x_1,
+            True,
+            generator,
         )
+        actions = self._likelihood_slice(x).reshape(n, num_initial, num_draws, -1).double()
+        within = actions.var(dim=2).mean(dim=1).sum(dim=-1)
+        total = actions.reshape(n, reps, -1).var(dim=1).sum(dim=-1)
+        return float(within.sum() / total.sum()) if float(total.sum()) > 0 else float("nan")
 
     def evaluate(self, obs: dict[str, object], stored: dict[str, torch.Tensor]) -> EvalOutput:
         """Recompute the chain log-prob with current parameters: all K steps in one batched pass."""
@@ -197,10 +263,9 @@ class FlowMatchingPolicy(VLAPolicyBase):
         step_logprob = gaussian_log_density(x_next, mean, std).unflatten(0, (n, k))
         step_entropy = gaussian_entropy(std).unflatten(0, (n, k))
         stochastic = self._stochastic_steps(stored, n, chain.device)[:, :, None, None]
-        x_1 = chain[:, 0]
-        prior = gaussian_log_density(x_1, torch.zeros_like(x_1), torch.ones_like(x_1))
+        prior = self._prior_logprob(chain[:, 0])
         logprob = prior + torch.where(stochastic, step_logprob, 0.0).sum(dim=1)
-        prior_entropy = 0.5 * (LOG_2PI + 1.0)
+        prior_entropy = 0.0 if self.config.initial_noise == "zero" else 0.5 * (LOG_2PI + 1.0)
         entropy = prior_entropy + torch.where(stochastic, step_entropy, 0.0).sum(dim=1)
         return EvalOutput(
             logprob=self._likelihood_slice(logprob),

@@ -41,6 +41,9 @@ def flatten_batch(
         "values_old": segment.value[t_index, n_index].float(),
         "mask": torch.ones(t_index.numel()),
         "version": segment.version[t_index, n_index],
+        # episode group of each decision: gradient-SNR splits keep a group (GRPO) or an
+        # episode (PPO, groups of one) in one part, since its decisions are correlated
+        "split_key": segment.group_id[t_index, n_index],
     }
 
 

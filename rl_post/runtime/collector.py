@@ -28,6 +28,8 @@ class GatherResult:
     stale_dropped: int
     max_lag: int
     events: list[str] = field(default_factory=list)
+    # rollout worker that produced each segment (segments are worker-major, in collection order)
+    worker_of: list[int] = field(default_factory=list)
 
 
 def mask_stale(segment: Segment, current_version: int, max_staleness: int) -> tuple[int, int]:
@@ -88,6 +90,7 @@ class SegmentCollector:
         wait_s = time.perf_counter() - start
         # Worker-major order: worker 0's segments first, in collection order.
         segments = [segment for results in per_worker for segment, _ in results]
+        worker_of = [i for i, results in enumerate(per_worker) for _ in results]
         timings = [_sum_timings([t for _, t in results]) for results in per_worker]
         dropped, max_lag = 0, 0
         for segment in segments:
@@ -95,7 +98,7 @@ class SegmentCollector:
             dropped += d
             max_lag = max(max_lag, lag)
         events = [e for batch in self.pool.call("pop_events") for e in batch]
-        return GatherResult(segments, timings, wait_s, dropped, max_lag, events)
+        return GatherResult(segments, timings, wait_s, dropped, max_lag, events, worker_of)
 
     def drain(self) -> None:
         """Wait for in-flight collections (before checkpointing or shutdown) and discard them."""
@@ -114,20 +117,63 @@ def _sum_timings(timings: list[dict[str, float]]) -> dict[str, float]:
     return {key: sum(t[key] for t in timings) for key in timings[0]}
 
 
+def merge_gathered(gather: GatherResult, continuing: bool) -> Segment:
+    """One update's segments as one [T, N] segment.
+
+    continuing=True (episodes carry over from one segment to the next, the PPO default): a
+    worker's consecutive segments are joined in TIME, so GAE runs through the segment boundary
+    instead of bootstrapping from V(obs) there; workers are then joined along the env axis.
+    continuing=False (every segment starts fresh episodes): all are joined along the env axis.
+    """
+    if not continuing or len(set(gather.worker_of)) == len(gather.segments):
+        return merge_segments(gather.segments)
+    by_worker: dict[int, list[Segment]] = {}
+    for worker, segment in zip(gather.worker_of, gather.segments, strict=True):
+        by_worker.setdefault(worker, []).append(segment)
+    return merge_segments([merge_segments_in_time(parts) for parts in by_worker.values()])
+
+
+def merge_segments_in_time(segments: list[Segment]) -> Segment:
+    """Concatenate consecutive segments of the SAME envs along time: [T1 + T2 + ..., N]."""
+    if len(segments) == 1:
+        return segments[0]
+    first = segments[0]
+    for later in segments[1:]:
+        if later.instructions != first.instructions or later.num_envs != first.num_envs:
+            raise ValueError(
+                "segments joined in time must come from the same envs in the same order "
+                f"({first.num_envs} vs {later.num_envs} envs)"
+            )
+    return _merge(
+        segments, dim=0, last_value=segments[-1].last_value, instructions=first.instructions
+    )
+
+
 def merge_segments(segments: list[Segment]) -> Segment:
     """Concatenate segments of equal length along the env axis."""
     if len(segments) == 1:
         return segments[0]
+    return _merge(
+        segments,
+        dim=1,
+        last_value=torch.cat([s.last_value for s in segments]),
+        instructions=[text for s in segments for text in s.instructions],
+    )
+
+
+def _merge(
+    segments: list[Segment], dim: int, last_value: torch.Tensor, instructions: list[str]
+) -> Segment:
     first = segments[0]
 
     def cat(name: str) -> torch.Tensor:
-        return torch.cat([getattr(s, name) for s in segments], dim=1)
+        return torch.cat([getattr(s, name) for s in segments], dim=dim)
 
     return Segment(
-        obs={k: torch.cat([s.obs[k] for s in segments], dim=1) for k in first.obs},
-        instructions=[text for s in segments for text in s.instructions],
+        obs={k: torch.cat([s.obs[k] for s in segments], dim=dim) for k in first.obs},
+        instructions=instructions,
         actions=cat("actions"),
-        stored={k: torch.cat([s.stored[k] for s in segments], dim=1) for k in first.stored},
+        stored={k: torch.cat([s.stored[k] for s in segments], dim=dim) for k in first.stored},
         logprob=cat("logprob"),
         value=cat("value"),
         reward=cat("reward"),
@@ -135,11 +181,11 @@ def merge_segments(segments: list[Segment]) -> Segment:
         truncated=cat("truncated"),
         active=cat("active"),
         bootstrap_value=cat("bootstrap_value"),
-        last_value=torch.cat([s.last_value for s in segments]),
+        last_value=last_value,
         version=cat("version"),
         group_id=cat("group_id"),
         success=cat("success"),
         steps=cat("steps"),
         episodes=[e for s in segments for e in s.episodes],
-        end_obs={k: torch.cat([s.end_obs[k] for s in segments], dim=1) for k in first.end_obs},
+        end_obs={k: torch.cat([s.end_obs[k] for s in segments], dim=dim) for k in first.end_obs},
     )

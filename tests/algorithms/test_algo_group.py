@@ -89,3 +89,20 @@ def test_find_trajectories_rejects_group_change_inside_a_trajectory():
     zeros = torch.zeros(2, 1, dtype=torch.bool)
     with pytest.raises(ValueError, match="group_id changes inside a trajectory"):
         find_trajectories(torch.zeros(2, 1), ones, zeros, zeros, torch.tensor([[0], [1]]), zeros)
+
+
+def test_reward_to_go_and_step_index_stay_inside_trajectories():
+    from rl_post.algorithms.group import reward_to_go, step_in_trajectory
+
+    # env 0: one trajectory of 3 decisions; env 1: a 2-decision trajectory, then a new one
+    reward = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    index = torch.tensor([[0, 1], [0, 1], [0, 2]])
+    torch.testing.assert_close(
+        reward_to_go(reward, index), torch.tensor([[9.0, 6.0], [8.0, 4.0], [5.0, 6.0]])
+    )
+    assert step_in_trajectory(index).tolist() == [[0, 0], [1, 1], [2, 0]]
+    inactive = torch.tensor([[0, -1], [0, 1], [-1, 1]])
+    assert step_in_trajectory(inactive).tolist() == [[0, -1], [1, 0], [-1, 1]]
+    torch.testing.assert_close(
+        reward_to_go(reward, inactive), torch.tensor([[4.0, 0.0], [3.0, 10.0], [0.0, 6.0]])
+    )

@@ -211,3 +211,45 @@ def test_compute_loss_rejects_mismatched_grain(algo_cfg):
 def test_entry_points_validate_the_config(algo_cfg):
     with pytest.raises(ConfigError, match="valid choices: token, action, chunk"):
         compute_advantages(ppo_data(), algo_cfg("ppo", logprob_level="sequence"))
+
+
+def two_member_group_data():
+    # One group (id 3) of two envs, two decisions each, both trajectories end at t=1.
+    # env 0 rewards [5, 0] (all its return came BEFORE its second decision), env 1 rewards [0, 1].
+    return {
+        "reward": f([[5.0, 0.0], [0.0, 1.0]]),
+        "value": f([[0.0, 0.0], [0.0, 0.0]]),
+        "terminated": b([[0, 0], [1, 1]]),
+        "truncated": b([[0, 0], [0, 0]]),
+        "active": b([[1, 1], [1, 1]]),
+        "bootstrap_value": f([[0.0, 0.0], [0.0, 0.0]]),
+        "group_id": torch.tensor([[3, 3], [3, 3]]),
+        "success": b([[0, 0], [0, 1]]),
+        "last_value": f([0.0, 0.0]),
+    }
+
+
+def test_grpo_reward_to_go_uses_a_per_step_group_baseline(algo_cfg):
+    cfg = algo_cfg("grpo", group_return="reward_to_go", group_std_normalize=False)
+    out = compute_advantages(two_member_group_data(), cfg)
+    # reward-to-go: env 0 [5, 0], env 1 [1, 1]; step baselines: t0 mean(5, 1) = 3, t1 mean(0, 1)
+    # = 0.5. Episode-return GRPO would give env 0 +2 at BOTH decisions, though its second one
+    # earned nothing.
+    torch.testing.assert_close(out["advantages"], f([[2.0, -2.0], [-0.5, 0.5]]))
+    torch.testing.assert_close(out["returns"], f([[5.0, 1.0], [0.0, 1.0]]))
+    episode = compute_advantages(
+        two_member_group_data(), algo_cfg("grpo", group_std_normalize=False)
+    )
+    torch.testing.assert_close(episode["advantages"], f([[2.0, -2.0], [2.0, -2.0]]))
+
+
+def test_rloo_reward_to_go_is_leave_one_out_per_step(algo_cfg):
+    cfg = algo_cfg("rloo", group_return="reward_to_go")
+    out = compute_advantages(two_member_group_data(), cfg)
+    # two members: A = G_i - G_other at each step
+    torch.testing.assert_close(out["advantages"], f([[4.0, -4.0], [-1.0, 1.0]]))
+
+
+def test_unknown_group_return_names_the_choices(algo_cfg):
+    with pytest.raises(ConfigError, match="episode, reward_to_go"):
+        compute_advantages(two_member_group_data(), algo_cfg("grpo", group_return="future"))

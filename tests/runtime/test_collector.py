@@ -123,3 +123,54 @@ def test_async_segments_per_update_keeps_one_segment_in_flight():
 def test_collector_rejects_zero_segments_per_update():
     with pytest.raises(ValueError, match="segments_per_update"):
         SegmentCollector(pool_of(1), 2, False, "sync", 0, segments_per_update=0)
+
+
+def test_continuing_segments_of_a_worker_join_in_time_so_gae_crosses_the_boundary():
+    from rl_post.algorithms.gae import gae
+    from rl_post.runtime.collector import merge_gathered
+
+    pool = pool_of(2)
+    collector = SegmentCollector(
+        pool,
+        steps_per_segment=2,
+        reset_each_segment=False,
+        mode="sync",
+        max_staleness=0,
+        segments_per_update=3,
+    )
+    result = collector.gather(current_version=0)
+    merged = merge_gathered(result, continuing=True)
+    assert merged.reward.shape == (6, 4)  # 3 segments x 2 decisions, 2 workers x 2 envs
+    # worker 0, env 0 runs on in time: t = 0, 2, 4, 0 (episode of 6 wraps), 2, 4
+    assert merged.obs["state"][:, 0, 0].tolist() == [0.0, 2.0, 4.0, 0.0, 2.0, 4.0]
+    torch.testing.assert_close(merged.last_value[:2], result.segments[2].last_value)
+    # GAE over the joined segment equals GAE over one long segment collected in one go
+    fresh = pool_of(1)
+    long_segment, _ = fresh.workers[0].collect_segment(6, True)
+    joined = merge_gathered(result, continuing=True)
+    args = dict(gamma=0.9, lam=0.8)
+    expected, _ = gae(
+        long_segment.reward,
+        long_segment.value,
+        long_segment.terminated,
+        long_segment.truncated,
+        long_segment.bootstrap_value,
+        long_segment.last_value,
+        active=long_segment.active,
+        **args,
+    )
+    got, _ = gae(
+        joined.reward[:, :2],
+        joined.value[:, :2],
+        joined.terminated[:, :2],
+        joined.truncated[:, :2],
+        joined.bootstrap_value[:, :2],
+        joined.last_value[:2],
+        active=joined.active[:, :2],
+        **args,
+    )
+    torch.testing.assert_close(got, expected)
+    # fresh-episode segments stay side by side
+    assert merge_gathered(result, continuing=False).reward.shape == (2, 12)
+    pool.close()
+    fresh.close()
