@@ -16,6 +16,7 @@ from rl_post.config import ConfigError, load_config
 # command -> (config name, "module:function" taking the composed DictConfig)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "rl_post.trainer:train_main"),
+    "diagnose": ("diagnose", "rl_post.diagnose:diagnose_main"),
     "bench": ("bench_train", "rl_post.bench.throughput:bench_train_main"),
     "bench-train": ("bench_train", "rl_post.bench.throughput:bench_train_main"),
     "bench-sim": ("bench", "rl_post.bench.sim:bench_sim_main"),

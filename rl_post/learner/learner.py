@@ -15,9 +15,10 @@ statistics over the batch, e.g. advantage normalisation, inside the loss).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,7 @@ class Learner:
         self.num_updates = 0  # optimizer steps taken
         self.num_update_calls = 0
         self._warming_up = False  # the last update was critic-only (policy_lr_scale == 0)
+        self._phase_s: dict[str, float] = {}  # seconds per phase of the current update
 
     # ---------------------------------------------------------------- update
     def update(self, batch: dict[str, Any], policy_lr_scale: float = 1.0) -> dict[str, float]:
@@ -275,6 +277,8 @@ class Learner:
         )
         self._apply_plan(plan)
         critic_only = float(policy_lr_scale) == 0.0
+        self._phase_s = {}
+        update_start = time.perf_counter()
         diagnostics: dict[str, float] = {}
         if self._warming_up and not critic_only:
             diagnostics["policy_optimizer_reset"] = float(
@@ -283,27 +287,31 @@ class Learner:
         self._warming_up = critic_only
         calls = self.num_update_calls
         if self._snr_every > 0 and calls % self._snr_every == 0 and not critic_only:
-            diagnostics.update(self._measure_gradient_snr(batch))
+            with self._phase("grad_snr"):
+                diagnostics.update(self._measure_gradient_snr(batch))
         if self._noise_share_every > 0 and calls % self._noise_share_every == 0:
-            diagnostics.update(
-                noise_share_stats(
-                    self._policy,
-                    batch,
-                    *self._noise_share_sizes,
-                    self.device,
-                    self._diag_generator,
+            with self._phase("noise_share"):
+                diagnostics.update(
+                    noise_share_stats(
+                        self._policy,
+                        batch,
+                        *self._noise_share_sizes,
+                        self.device,
+                        self._diag_generator,
+                    )
+                    if self.can_act_outside_engine
+                    else {}
                 )
-                if self.can_act_outside_engine
-                else {}
-            )
-        probe_state = self._probe.before(self, batch, mask, self._diag_generator)
+        with self._phase("post_update_probe"):
+            probe_state = self._probe.before(self, batch, mask, self._diag_generator)
 
         self.engine.train()
         for group in self.optimizer.param_groups:
             if group.get("name") == "policy":
                 group["lr"] = self._policy_lr * float(policy_lr_scale)
         result = self._run_epochs(batch, mask, plan, critic_only)
-        result.update(self._probe.after(self, probe_state))
+        with self._phase("post_update_probe"):
+            result.update(self._probe.after(self, probe_state))
         if self._adaptive is not None and not critic_only:
             self._policy_lr = adapt_lr(
                 self._policy_lr,
@@ -319,6 +327,8 @@ class Learner:
         result["lr_next"] = self._policy_lr
         result["policy_lr_scale"] = float(policy_lr_scale)
         result.update(diagnostics)
+        result.update({f"time_{name}_s": seconds for name, seconds in self._phase_s.items()})
+        result["time_update_s"] = time.perf_counter() - update_start
         return result
 
     def _run_epochs(
@@ -409,11 +419,14 @@ class Learner:
     ) -> tuple[dict[str, float], float]:
         """Forward, loss, backward and (at the minibatch boundary) the optimizer step of one
         micro-batch. Returns its statistics and its share-weighted pre-step KL per decision."""
-        micro_batch = to_device(select_rows(batch, index), self.device)
-        micro_batch["mask"] = micro_mask.to(self.device)
+        with self._phase("data"):
+            micro_batch = to_device(select_rows(batch, index), self.device)
+            micro_batch["mask"] = micro_mask.to(self.device)
         last = micro == plan.grad_accum - 1
         self.engine.set_gradient_accumulation_boundary(last)
-        logprob, entropy, value = self.engine(micro_batch["obs"], micro_batch["stored"])
+        with self._phase("forward"):
+            logprob, entropy, value = self.engine(micro_batch["obs"], micro_batch["stored"])
+        loss_start = time.perf_counter()
         stats: dict[str, float] = {}
         kl_share = 0.0
         if share > 0:
@@ -442,9 +455,21 @@ class Learner:
             # The step this minibatch would take starts from a policy already this far from the
             # behaviour policy: stop here, before moving further (CleanRL / ManiSkill PPO).
             self._optimizer.skip = minibatch_kl > self._target_kl
-        self.engine.backward(scaled, scale_wrt_gas=False)
-        self.engine.step()
+        self._phase_s["loss"] = self._phase_s.get("loss", 0.0) + time.perf_counter() - loss_start
+        with self._phase("backward"):
+            self.engine.backward(scaled, scale_wrt_gas=False)
+        with self._phase("optimizer"):
+            self.engine.step()
         return stats, kl_share
+
+    @contextlib.contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Adds the block's wall-clock seconds to this update's `time_<name>_s` statistic."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._phase_s[name] = self._phase_s.get(name, 0.0) + time.perf_counter() - start
 
     def _all_reduce_sum(self, value: float) -> float:
         if self.world_size == 1:

@@ -65,14 +65,27 @@ class ActionExpert(nn.Module):
         """Prefix features projected to the expert width [N, L, w] and their mask [N, 1, 1, L]."""
         return self.context_proj(out.prefix), out.prefix_valid[:, None, None, :]
 
+    def context_kv(self, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each block's cross-attention keys/values of the prefix: computed once per decision and
+        reused by all K denoising steps (pi0's prefix KV cache)."""
+        return [block.cross_attn.project_kv(context) for block in self.blocks]
+
     def forward(
-        self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        context: torch.Tensor | None,
+        context_mask: torch.Tensor,
+        context_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x_t [B, H, A], t [B] -> velocity [B, H, A], hidden [B, H, w]."""
+        """x_t [B, H, A], t [B] -> velocity [B, H, A], hidden [B, H, w]. With `context_kv` of
+        N <= B rows (and context_mask [N, ...]), each N-th block of B/N consecutive rows shares
+        one prefix."""
         time = sinusoidal_embedding(t, self.width)[:, None, :].expand(-1, x_t.shape[1], -1)
         h = self.action_time_mlp(torch.cat([self.action_in(x_t), time], dim=-1)) + self.position
-        for block in self.blocks:
-            h = block(h, None, context, context_mask)
+        for i, block in enumerate(self.blocks):
+            kv = None if context_kv is None else context_kv[i]
+            h = block(h, None, context, context_mask, kv)
         h = self.norm(h)
         return self.velocity_out(h), h
 
@@ -181,6 +194,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
         log-prob [N, H, A], stored extras such as the one-step SDE's chosen step)."""
         n, device = x.shape[0], x.device
         grid = time_grid(self.num_steps, device)
+        context_kv = self.expert.context_kv(context)
         chain = [x]
         logprob = self._prior_logprob(x)
         stored: dict[str, torch.Tensor] = {}
@@ -189,7 +203,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
             stored["sde_step"] = sde_step
         for i in range(self.num_steps):
             t = grid[i].expand(n)
-            velocity, hidden = self.expert(x, t, context, context_mask)
+            velocity, hidden = self.expert(x, t, None, context_mask, context_kv)
             if not stochastic:
                 x = ode_step(x, velocity, self.dt)
             else:
@@ -234,13 +248,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
         n, reps = context.shape[0], num_initial * num_draws
         x_1 = self._initial_noise(n * num_initial, generator)
         x_1 = x_1.repeat_interleave(num_draws, dim=0)
-        x, _, _, _ = self._sample(
-            context.repeat_interleave(reps, 0),
-            context_mask.repeat_interleave(reps, 0),
-            x_1,
-            True,
-            generator,
-        )
+        x, _, _, _ = self._sample(context, context_mask, x_1, True, generator)
         actions = self._likelihood_slice(x).reshape(n, num_initial, num_draws, -1).double()
         within = actions.var(dim=2).mean(dim=1).sum(dim=-1)
         total = actions.reshape(n, reps, -1).var(dim=1).sum(dim=-1)
@@ -256,9 +264,8 @@ class FlowMatchingPolicy(VLAPolicyBase):
         x_t = chain[:, :-1].flatten(0, 1)  # [N*K, H, A], sample-major
         x_next = chain[:, 1:].flatten(0, 1)
         t = time_grid(k, chain.device)[:-1].repeat(n)
-        velocity, hidden = self.expert(
-            x_t, t, context.repeat_interleave(k, 0), context_mask.repeat_interleave(k, 0)
-        )
+        # x_t is sample-major, so the K steps of one sample share its prefix keys/values
+        velocity, hidden = self.expert(x_t, t, None, context_mask, self.expert.context_kv(context))
         mean, std = self._transition(x_t, velocity, hidden, t)
         step_logprob = gaussian_log_density(x_next, mean, std).unflatten(0, (n, k))
         step_entropy = gaussian_entropy(std).unflatten(0, (n, k))

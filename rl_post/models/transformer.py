@@ -23,15 +23,44 @@ class Attention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
 
+    def project_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values [B, heads, L, dim/heads] of a context, to reuse across many queries."""
+        batch, length, dim = context.shape
+        k, v = self.kv(context).view(batch, length, 2, self.num_heads, -1).unbind(2)
+        return k.transpose(1, 2), v.transpose(1, 2)
+
     def forward(
-        self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None,
+        mask: torch.Tensor | None,
+        kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """x [B, Lq, dim] attends to context [B, Lk, dim]; mask broadcastable to [B, 1, Lq, Lk]."""
+        """x [B, Lq, dim] attends to context [B, Lk, dim] (or to precomputed `kv`); mask
+        broadcastable to [B, 1, Lq, Lk].
+
+        With `kv` of C < B rows, every G = B / C consecutive rows of x share one context row
+        (e.g. the K denoising steps of one sample): their queries are stacked along the query
+        axis of that context instead of repeating the context G times. Attention rows are
+        independent, so this is the same function, minus G - 1 key/value projections."""
         batch, length, dim = x.shape
         heads = self.num_heads
         q = self.q(x).view(batch, length, heads, dim // heads).transpose(1, 2)
-        k, v = self.kv(context).view(batch, context.shape[1], 2, heads, dim // heads).unbind(2)
-        out = F.scaled_dot_product_attention(q, k.transpose(1, 2), v.transpose(1, 2), mask)
+        if kv is None:
+            assert context is not None, "attention needs a context or precomputed keys/values"
+            kv = self.project_kv(context)
+        k, v = kv
+        contexts = k.shape[0]
+        groups = batch // contexts
+        if groups * contexts != batch:
+            raise ValueError(f"{batch} query rows cannot share {contexts} contexts evenly")
+        if groups > 1:
+            q = q.reshape(contexts, groups, heads, length, -1).transpose(1, 2)
+            q = q.reshape(contexts, heads, groups * length, -1)
+        out = F.scaled_dot_product_attention(q, k, v, mask)
+        if groups > 1:
+            out = out.reshape(contexts, heads, groups, length, -1).transpose(1, 2)
+            out = out.reshape(batch, heads, length, -1)
         return self.out(out.transpose(1, 2).reshape(batch, length, dim))
 
 
@@ -58,12 +87,13 @@ class Block(nn.Module):
         self_mask: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
         cross_mask: torch.Tensor | None = None,
+        context_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         h = self.norm_self(x)
         x = x + self.self_attn(h, h, self_mask)
         if self.cross_attn is not None and self.norm_cross is not None:
-            assert context is not None, "cross-attention block needs a context"
-            x = x + self.cross_attn(self.norm_cross(x), context, cross_mask)
+            assert context is not None or context_kv is not None, "cross-attention needs a context"
+            x = x + self.cross_attn(self.norm_cross(x), context, cross_mask, context_kv)
         return x + self.mlp(self.norm_mlp(x))
 
 
