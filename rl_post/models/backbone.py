@@ -25,6 +25,7 @@ class BackboneOutput:
     prefix_valid: torch.Tensor  # [N, L] bool
     pooled: torch.Tensor  # [N, d] summary-token feature
     suffix: torch.Tensor | None  # [N, S, d] when suffix tokens were given
+    state: torch.Tensor | None = None  # [N, state_dim] normalized proprioception (critic input)
 
 
 def block_mask(prefix_valid: torch.Tensor, suffix_len: int) -> torch.Tensor:
@@ -76,3 +77,26 @@ class ValueHead(nn.Module):
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.mlp(pooled.detach() if self.detach else pooled).squeeze(-1)
+
+
+class StateValueHead(nn.Module):
+    """V(obs) from the normalized state alone, by its own MLP (tanh, orthogonal init, as the
+    ManiSkill / CleanRL PPO critic): an asymmetric critic that does not depend on features
+    learned for imitation. Used with model.value_input=state."""
+
+    def __init__(self, state_dim: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        dims = [state_dim] + [hidden] * layers
+        modules: list[nn.Module] = []
+        for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
+            linear = nn.Linear(d_in, d_out)
+            nn.init.orthogonal_(linear.weight, gain=2**0.5)
+            nn.init.zeros_(linear.bias)
+            modules += [linear, nn.Tanh()]
+        last = nn.Linear(dims[-1], 1)
+        nn.init.orthogonal_(last.weight, gain=1.0)
+        nn.init.zeros_(last.bias)
+        self.mlp = nn.Sequential(*modules, last)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.mlp(state).squeeze(-1)

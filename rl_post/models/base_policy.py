@@ -7,7 +7,7 @@ from torch import nn
 
 from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
-from rl_post.models.backbone import Backbone, BackboneOutput, ValueHead
+from rl_post.models.backbone import Backbone, BackboneOutput, StateValueHead, ValueHead
 from rl_post.models.config import ModelConfig
 from rl_post.models.normalization import Normalizer
 
@@ -26,11 +26,11 @@ class VLAPolicyBase(nn.Module):
         self.action_dim = spec.action_dim
         self.normalizer = Normalizer(spec)
         self.backbone = Backbone(cfg, spec)
-        self.value_head = (
-            ValueHead(cfg.d_model, cfg.value_hidden, cfg.detach_value_head)
-            if cfg.value_head
-            else None
-        )
+        self.value_head: nn.Module | None = None
+        if cfg.value_head and cfg.value_input == "state":
+            self.value_head = StateValueHead(spec.state_dim, cfg.value_hidden, cfg.value_layers)
+        elif cfg.value_head:
+            self.value_head = ValueHead(cfg.d_model, cfg.value_hidden, cfg.detach_value_head)
 
     @property
     def has_value_head(self) -> bool:
@@ -45,11 +45,18 @@ class VLAPolicyBase(nn.Module):
         if "state" not in obs:
             raise ConfigError("obs has no 'state' entry; every env obs dict must carry 'state'")
         state = torch.as_tensor(obs["state"]).to(self.device, torch.float32)
-        prepared = dict(obs, state=self.normalizer.normalize_state(state))
-        return self.backbone(prepared, suffix)
+        normalized = self.normalizer.normalize_state(state)
+        out = self.backbone(dict(obs, state=normalized), suffix)
+        out.state = normalized
+        return out
 
-    def _value_from(self, pooled: torch.Tensor) -> torch.Tensor | None:
-        return None if self.value_head is None else self.value_head(pooled)
+    def _value_from(self, out: BackboneOutput) -> torch.Tensor | None:
+        if self.value_head is None:
+            return None
+        if self.config.value_input == "state":
+            assert out.state is not None
+            return self.value_head(out.state)
+        return self.value_head(out.pooled)
 
     def value(self, obs: dict[str, object]) -> torch.Tensor:
         if self.value_head is None:
@@ -57,7 +64,7 @@ class VLAPolicyBase(nn.Module):
                 f"model '{self.config.name}' has no value head; set model.value_head=true for "
                 "PPO (GRPO/RLOO need no critic)"
             )
-        return self.value_head(self.encode(obs).pooled)
+        return self._value_from(self.encode(obs))  # type: ignore[return-value]
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         groups: dict[str, list[nn.Parameter]] = {"policy": [], "value": []}

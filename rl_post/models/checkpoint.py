@@ -49,6 +49,9 @@ FORMAT_VERSION = 1
 NORMALIZER_PREFIX = "normalizer."
 # Parts that may be absent from a checkpoint and then start from their fresh initialisation.
 FRESH_INIT_PREFIXES = (VALUE_HEAD_PREFIX, "noise_head.")
+# The critic's shape: when it differs from the checkpoint's, the critic starts fresh (an SFT
+# checkpoint's value head was never trained, so nothing of value is lost).
+CRITIC_KEYS = ("value_input", "value_hidden", "value_layers")
 # Keys that fix parameter shapes or their meaning; they must match between checkpoint and config.
 ARCHITECTURE_KEYS = (
     "kind",
@@ -60,7 +63,6 @@ ARCHITECTURE_KEYS = (
     "state_hidden",
     "vision",
     "language",
-    "value_hidden",
     "expert_layers",
     "expert_d_model",
     "noise_head_hidden",
@@ -223,6 +225,8 @@ def load_policy(
         check_checkpoint_compatible(path, cfg, spec)
     policy = build_policy(cfg, spec if spec is not None else info.spec)
     weights = load_file(str(_require_file(info.path, WEIGHTS_FILE)))
+    if any(getattr(info.model_config, k) != getattr(cfg, k) for k in CRITIC_KEYS):
+        weights = {k: v for k, v in weights.items() if not k.startswith(VALUE_HEAD_PREFIX)}
     try:
         missing, unexpected = policy.load_state_dict(weights, strict=False)
     except RuntimeError as exc:  # shape mismatches raise even with strict=False

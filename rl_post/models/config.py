@@ -18,6 +18,7 @@ FLOW_SAMPLERS = ("flow_noise", "flow_sde", "ode")
 SDE_MODES = ("all", "one")
 LIKELIHOOD_ACTIONS = ("all", "executed")
 INITIAL_NOISE = ("random", "zero")
+VALUE_INPUTS = ("pooled", "state")
 TOKENIZERS = ("hashed_words", "bytes")
 
 
@@ -53,6 +54,10 @@ class ModelConfig:
     value_head: bool = True
     detach_value_head: bool = False  # True: value loss does not train the shared backbone
     value_hidden: int = 64
+    # Critic input: pooled backbone feature (shares the VLA's features) or the normalized state
+    # through its own MLP of value_layers tanh layers (an asymmetric critic, state obs only).
+    value_input: str = "pooled"
+    value_layers: int = 3
     # Which chunk actions carry the RL log-likelihood: all H, or the first execute_steps (the rest
     # never reach the env; their tokens add gradient noise and no signal).
     likelihood_actions: str = "all"
@@ -154,6 +159,7 @@ def _validate(cfg: ModelConfig) -> None:
     _choice(cfg.sde_mode, SDE_MODES, "sde_mode")
     _choice(cfg.likelihood_actions, LIKELIHOOD_ACTIONS, "likelihood_actions")
     _choice(cfg.initial_noise, INITIAL_NOISE, "initial_noise")
+    _choice(cfg.value_input, VALUE_INPUTS, "value_input")
     _choice(cfg.language.tokenizer, TOKENIZERS, "language.tokenizer")
     for key in ("action_horizon", "execute_steps", "d_model", "num_heads", "num_denoise_steps"):
         _positive(getattr(cfg, key), key)

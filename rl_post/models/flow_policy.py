@@ -165,7 +165,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
         return ActOutput(
             actions=self._to_env_units(x),
             logprob=self._likelihood_slice(logprob if stochastic else torch.zeros_like(x)),
-            value=self._value_from(out.pooled),
+            value=self._value_from(out),
             stored=stored,
         )
 
@@ -277,7 +277,7 @@ class FlowMatchingPolicy(VLAPolicyBase):
         return EvalOutput(
             logprob=self._likelihood_slice(logprob),
             entropy=self._likelihood_slice(entropy),
-            value=self._value_from(out.pooled),
+            value=self._value_from(out),
         )
 
     def _check_chain(self, stored: dict[str, torch.Tensor]) -> torch.Tensor:

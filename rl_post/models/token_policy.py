@@ -62,9 +62,7 @@ class TokenPolicy(VLAPolicyBase):
         out = self.encode(obs, suffix=self.action_queries)
         assert out.suffix is not None
         logits = self.token_head(out.suffix)
-        return logits.unflatten(1, (self.action_horizon, self.action_dim)), self._value_from(
-            out.pooled
-        )
+        return logits.unflatten(1, (self.action_horizon, self.action_dim)), self._value_from(out)
 
     @torch.no_grad()
     def act(
@@ -89,6 +87,17 @@ class TokenPolicy(VLAPolicyBase):
             value=value,
             stored={"tokens": tokens},
         )
+
+    def noise_share(
+        self,
+        obs: dict[str, object],
+        num_initial: int,
+        num_draws: int,
+        generator: torch.Generator | None = None,
+    ) -> float:
+        """1.0: every sampled token is scored by the likelihood, so all of the action noise is
+        likelihood-visible (contrast the flow policy, whose x_1 is not)."""
+        return 1.0
 
     def evaluate(self, obs: dict[str, object], stored: dict[str, torch.Tensor]) -> EvalOutput:
         if "tokens" not in stored:

@@ -104,3 +104,16 @@ def test_compatibility_with_env_spec(tmp_path):
         check_checkpoint_compatible(
             tmp_path / "c", model_config("flow_tiny", action_horizon=8), RGB_SPEC
         )
+
+
+def test_a_different_critic_starts_fresh_and_the_policy_weights_load(tmp_path):
+    policy = make_policy("flow_tiny")
+    save_policy(policy, tmp_path / "ckpt")
+    wanted = model_config("flow_tiny", value_input="state", value_hidden=32, value_layers=2)
+    loaded = load_policy(tmp_path / "ckpt", expect_config=wanted)
+    assert type(loaded.value_head).__name__ == "StateValueHead"
+    for name, tensor in policy.state_dict().items():
+        if not name.startswith("value_head."):
+            assert torch.equal(loaded.state_dict()[name], tensor), name
+    obs = make_obs(3)
+    assert loaded.value(obs).shape == (3,)
