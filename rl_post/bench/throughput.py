@@ -69,7 +69,41 @@ def summarize_training(rows: list[dict[str, Any]], warmup: int) -> dict[str, Any
         "time_s_per_iteration": {k: v / len(measured) for k, v in seconds.items()},
         # Fractions of wall time; in async mode collection overlaps the update, so they may sum > 1.
         "time_fraction": {k: (v / wall_s if wall_s > 0 else 0.0) for k, v in seconds.items()},
+        "learner_breakdown": learner_breakdown(measured, env_steps),
         "curve": learning_curve(rows),
+    }
+
+
+LEARNER_PHASE_PREFIX, LEARNER_PHASE_SUFFIX = "learner/time_", "_s"
+
+
+def learner_breakdown(measured: list[dict[str, Any]], env_steps: float) -> dict[str, Any]:
+    """Where the learner's time went (the learner's own phase timers, learner/time_<phase>_s):
+    seconds per update, share of the whole update (learner/time_update_s), and milliseconds per
+    1,000 env steps collected. Phases: data (batch slicing / device copies), forward, loss,
+    backward, optimizer, post_update_probe, noise_share, grad_snr; `other` is what no timer
+    covers (epoch loop, statistics reduction, Python)."""
+    totals: dict[str, float] = {}
+    for row in measured:
+        for key, value in row.items():
+            if key.startswith(LEARNER_PHASE_PREFIX) and key.endswith(LEARNER_PHASE_SUFFIX):
+                name = key[len(LEARNER_PHASE_PREFIX) : -len(LEARNER_PHASE_SUFFIX)]
+                totals[name] = totals.get(name, 0.0) + float(value or 0.0)
+    update = totals.pop("update", 0.0)
+    if update <= 0:
+        return {}
+    totals["other"] = max(0.0, update - sum(totals.values()))
+    count = len(measured)
+    return {
+        "update_s_per_iteration": update / count,
+        "phases": {
+            name: {
+                "s_per_iteration": seconds / count,
+                "fraction_of_update": seconds / update,
+                "ms_per_1k_env_steps": 1e6 * seconds / env_steps if env_steps > 0 else None,
+            }
+            for name, seconds in sorted(totals.items(), key=lambda item: -item[1])
+        },
     }
 
 
@@ -402,6 +436,18 @@ def format_table(report: dict[str, Any]) -> str:
         ratio_cell = f"{r:>7.2f}" if r is not None else f"{'-':>7}"
         ref = f"{row['sim_reference']:>9.1f}"
         lines.append(f"{row['label']:<34}{row['env_steps_per_s']:>12.1f}{ref}{ratio_cell}{cells}")
+    for training in report.get("train", []):
+        breakdown = training.get("learner_breakdown") or {}
+        if not breakdown:
+            continue
+        lines.append(
+            f"learner breakdown ({training.get('mode')}): "
+            f"{breakdown['update_s_per_iteration']:.3f} s per update; "
+            + ", ".join(
+                f"{name} {phase['fraction_of_update']:.0%}"
+                for name, phase in breakdown["phases"].items()
+            )
+        )
     sim = report["sim"]
     runs = ", ".join(f"{r:.1f}" for r in sim["runs_env_steps_per_s"])
     drift = f"; after/before = {sim['drift']:.2f}" if len(sim["runs_env_steps_per_s"]) > 1 else ""

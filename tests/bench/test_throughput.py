@@ -147,3 +147,30 @@ def test_bench_writes_json_png_and_table(tmp_path, capsys):
         second_rollout["env_steps_per_s"] / second_rollout["sim_reference_env_steps_per_s"]
     )
     assert format_table(report).count("\n") == 7
+
+
+def test_learner_breakdown_sums_phase_timers_and_names_the_rest_other():
+    from rl_post.bench.throughput import learner_breakdown
+
+    rows = [
+        {
+            "learner/time_update_s": 2.0,
+            "learner/time_forward_s": 0.8,
+            "learner/time_backward_s": 0.6,
+            "learner/time_optimizer_s": 0.2,
+        },
+        {
+            "learner/time_update_s": 4.0,
+            "learner/time_forward_s": 1.6,
+            "learner/time_backward_s": 1.2,
+            "learner/time_optimizer_s": 0.4,
+        },
+    ]
+    out = learner_breakdown(rows, env_steps=3000.0)
+    assert out["update_s_per_iteration"] == pytest.approx(3.0)
+    phases = out["phases"]
+    assert list(phases) == ["forward", "backward", "other", "optimizer"]  # largest first
+    assert phases["forward"]["fraction_of_update"] == pytest.approx(0.4)
+    assert phases["other"]["s_per_iteration"] == pytest.approx(0.6)  # 6 - 4.8 uncovered, / 2
+    assert phases["backward"]["ms_per_1k_env_steps"] == pytest.approx(1e6 * 1.8 / 3000)
+    assert learner_breakdown([{"x": 1.0}], 10.0) == {}
