@@ -17,6 +17,7 @@ from rl_post.config import ConfigError, load_config
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "rl_post.trainer:train_main"),
     "diagnose": ("diagnose", "rl_post.diagnose:diagnose_main"),
+    "proof": ("proof", "rl_post.proof.run:proof_main"),
     "bench": ("bench_train", "rl_post.bench.throughput:bench_train_main"),
     "bench-train": ("bench_train", "rl_post.bench.throughput:bench_train_main"),
     "bench-sim": ("bench", "rl_post.bench.sim:bench_sim_main"),
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     # Two-word commands (`bench sim`, `bench train`, `reward train`) are spelt with a dash inside.
     if overrides and f"{command}-{overrides[0]}" in COMMANDS:
         command, overrides = f"{command}-{overrides[0]}", overrides[1:]
+    # `rl-post proof <recipe>`: a bare first word names the recipe
+    if command == "proof" and overrides and "=" not in overrides[0] and overrides[0] != "--cfg":
+        overrides = [f"recipe={overrides[0]}", *overrides[1:]]
     if command not in COMMANDS:
         print(f"rl-post: unknown command '{command}'. {_usage()}", file=sys.stderr)
         return 2

@@ -35,6 +35,7 @@ from rl_post.runtime.collector import GatherResult, SegmentCollector, merge_gath
 from rl_post.runtime.rollout_pool import LocalRolloutPool, RayRolloutPool
 
 TRAINER_STATE_FILE = "trainer_state.pt"
+START_POLICY_DIR = "start_policy"
 
 
 def prepare_config(cfg: DictConfig) -> DictConfig:
@@ -229,11 +230,13 @@ class Trainer:
             str(cfg.name),
         )
         logger.message(f"rl-post train: outputs in {self.run_dir}")
+        if self.iteration == 0:
+            self._save_start_policy()
         if self.iteration == 0 and bool(cfg.eval.at_start) and int(cfg.eval.episodes) > 0:
             # The "before" point of the learning curve, measured by the same code as every later one.
             logger.log(0, {**self.evaluate(), "perf/env_steps": 0.0, "perf/wall_s": 0.0})
         try:
-            while self.iteration < total:
+            while self.iteration < total and not self._budget_spent():
                 start = time.perf_counter()
                 gather = self.collector.gather(self.version)  # 1. collect
                 segment = merge_gathered(gather, continuing=not bool(cfg.train.reset_each_segment))
@@ -307,11 +310,24 @@ class Trainer:
         print(f"rl-post train: done; outputs in {self.run_dir}")
         return 0
 
+    def _save_start_policy(self) -> None:
+        """The policy as RL starts from it, with this run's model config (sampler, noise, critic):
+        `<run>/start_policy` is what a before/after comparison evaluates as "before"."""
+        from rl_post.models.checkpoint import save_policy
+
+        target = self.run_dir / START_POLICY_DIR
+        if not target.exists():
+            save_policy(self.eval_policy, target, extra_meta={"iteration": 0})
+
+    def _budget_spent(self) -> bool:
+        """train.max_env_steps (0: no budget) ends the run at the first update that reaches it."""
+        budget = int(self.cfg.train.get("max_env_steps", 0) or 0)
+        return budget > 0 and self.env_steps >= budget
+
     def _due(self, every: int) -> bool:
         every = int(every)
-        return (every > 0 and self.iteration % every == 0) or self.iteration == int(
-            self.cfg.train.iterations
-        )
+        last = self.iteration == int(self.cfg.train.iterations) or self._budget_spent()
+        return (every > 0 and self.iteration % every == 0) or last
 
     def _score(self, segment: Segment) -> None:
         """Rewrite segment.reward with the configured reward (`reward=...`; env reward by default)."""

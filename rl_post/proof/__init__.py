@@ -1,0 +1,1 @@
+"""`rl-post proof <recipe>`: the whole learning proof of a recipe as one resumable command."""
