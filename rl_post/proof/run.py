@@ -26,6 +26,7 @@ from rl_post.proof.recipe import Recipe, parse_recipe
 from rl_post.proof.report import MARKDOWN_HEADER, build_row, eval_summary, markdown_rows
 
 STATE_FILE = "state.json"
+LAUNCHER_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 # Env settings that change an evaluation's number: taken from the RL run's resolved config so the
 # before/after evaluations run the task exactly as RL trained on it.
 EVAL_ENV_KEYS = (
@@ -112,7 +113,9 @@ class ProofRunner:
         self.state.data["commands"] = self.commands
         self.state.save()
         print(f"[proof] {stage}: {line}", flush=True)
-        env = dict(os.environ)
+        # Each stage is its own job: launcher variables of this process (e.g. a MASTER_PORT it
+        # already listens on) must not leak into the stage's process group.
+        env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
         env.setdefault("WANDB_MODE", "offline")
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "rl_post.cli", *args], env=env)

@@ -146,7 +146,10 @@ def test_bench_writes_json_png_and_table(tmp_path, capsys):
     assert second_rollout["ratio_to_sim"] == pytest.approx(
         second_rollout["env_steps_per_s"] / second_rollout["sim_reference_env_steps_per_s"]
     )
-    assert format_table(report).count("\n") == 7
+    table = format_table(report)
+    # header, rule, sim, 2 rollouts, 2 trainings, a learner breakdown per training, the sim note
+    assert table.count("\n") == 9
+    assert table.count("learner breakdown (") == 2 and "forward" in table
 
 
 def test_learner_breakdown_sums_phase_timers_and_names_the_rest_other():

@@ -74,6 +74,8 @@ def algo_config(**overrides) -> dict:
         entropy_coef=0.01,
         kl_coef=0.0,
         weight_decay=0.0,
+        target_kl=None,  # step-size control is tested on its own (test_update_control.py)
+        adaptive_lr={**cfg["adaptive_lr"], "enabled": False},
     )
     cfg.update(overrides)
     return cfg
