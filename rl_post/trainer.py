@@ -434,9 +434,27 @@ class Trainer:
         self.env_steps = int(state["env_steps"])
         self.wall_s = float(state["wall_s"])
         set_rng_state(state["rng"])
-        self.pool.push_weights(self.version, self.learner.policy_state())
+        self._drop_metrics_after(self.iteration)
+        # Workers and the eval copy were built from a fresh initialisation (a resume does not
+        # re-read init_from): give them everything once, frozen weights and normalization too.
+        full = self.learner.policy_state(full=True)
+        self.eval_policy.load_state_dict(full)
+        self.pool.push_weights(self.version, full)
         for worker_state, index in zip(state["rollout"], range(len(self.pool)), strict=True):
             self._load_worker_state(index, worker_state)
+
+    def _drop_metrics_after(self, iteration: int) -> None:
+        """Rows logged after the checkpoint being resumed describe updates that are lost (they
+        will be redone); keep the curve to what the restored state actually went through."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        import json
+
+        lines = path.read_text().splitlines()
+        kept = [line for line in lines if line and json.loads(line)["iteration"] <= iteration]
+        if len(kept) != len(lines):
+            path.write_text("".join(line + "\n" for line in kept))
 
     def _load_worker_state(self, index: int, worker_state: dict) -> None:
         worker = self.pool.workers[index]

@@ -203,3 +203,38 @@ def test_ctrl_c_or_sigterm_writes_a_final_checkpoint(tmp_path, signum):
     assert proc.returncode == 130, output[-2000:]
     checkpoints = list(metrics[0].parent.glob("checkpoints/iter_*"))
     assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.pt").is_file()
+
+
+def test_resume_of_an_init_from_run_restores_normalization_and_frozen_weights(tmp_path):
+    """A resumed run builds its workers from a fresh initialisation; they must get the whole
+    state (normalization statistics, frozen modules), not only the trainable weights."""
+    from rl_post.envs.factory import obs_spec_for
+    from rl_post.models import build_policy, save_policy
+
+    cfg = tiny_config(tmp_path, "runtime=serial")
+    spec = obs_spec_for(cfg.env)
+    start = build_policy(cfg.model, spec)
+    stats = start.normalization_stats()
+    stats["state_mean"] = stats["state_mean"] + 0.5
+    stats["state_std"] = stats["state_std"] * 2.0
+    start.set_normalization(stats)
+    save_policy(start, tmp_path / "sft")
+    overrides = ["runtime=serial", "train.iterations=1", "model.frozen_modules=[backbone]"]
+    first = Trainer(tiny_config(tmp_path, *overrides, f"init_from={tmp_path / 'sft'}"))
+    assert first.run() == 0
+    with (first.run_dir / "metrics.jsonl").open("a") as f:  # a row of work lost in a crash
+        f.write('{"iteration": 2, "lost": true}\n')
+    resumed = Trainer(
+        tiny_config(tmp_path, "runtime=serial", "train.iterations=2", f"resume={first.run_dir}")
+    )
+    learner_state = resumed.learner.policy_state(full=True)
+    worker = resumed.pool.workers[0]
+    worker.collect_segment(1, False)  # pushed weights are swapped in at a chunk-step boundary
+    worker_state = worker.policy.state_dict()
+    assert torch.equal(learner_state["normalizer.state_mean"], stats["state_mean"])
+    for name, tensor in learner_state.items():
+        assert torch.equal(worker_state[name], tensor), name
+        assert torch.equal(resumed.eval_policy.state_dict()[name], tensor), name
+    assert [r["iteration"] for r in read_metrics(first.run_dir)] == [1]  # eval.episodes=0
+    resumed.collector.drain()
+    resumed.close()

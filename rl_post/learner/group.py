@@ -66,8 +66,8 @@ class LearnerActor:
     def update(self, batch: dict[str, Any], policy_lr_scale: float = 1.0) -> dict[str, float]:
         return self._learner().update(batch, policy_lr_scale)
 
-    def policy_state(self) -> dict[str, torch.Tensor] | None:
-        state = self._learner().policy_state()  # collective under ZeRO-3, so every rank calls it
+    def policy_state(self, full: bool = False) -> dict[str, torch.Tensor] | None:
+        state = self._learner().policy_state(full)  # collective under ZeRO-3: every rank calls it
         return state if self.rank == 0 else None
 
     def save(self, path: str) -> None:
@@ -129,10 +129,10 @@ class LearnerGroup:
         batch_ref = ray.put(batch)  # one copy in the object store, read by every rank
         return self._all("update", batch_ref, policy_lr_scale)[0]
 
-    def policy_state(self) -> dict[str, torch.Tensor]:
+    def policy_state(self, full: bool = False) -> dict[str, torch.Tensor]:
         if self._local is not None:
-            return self._local.policy_state()
-        return self._all("policy_state")[0]
+            return self._local.policy_state(full)
+        return self._all("policy_state", full)[0]
 
     def policy_state_ref(self) -> Any:
         """Object ref to rank 0's published weights, for rollout workers to fetch directly

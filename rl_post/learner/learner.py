@@ -533,11 +533,13 @@ class Learner:
         return self._zero_stage != 3
 
     # ---------------------------------------------------------------- weights
-    def policy_state(self) -> dict[str, torch.Tensor]:
+    def policy_state(self, full: bool = False) -> dict[str, torch.Tensor]:
         """CPU copy of the weights to publish to rollout workers (every rank must call it under
-        ZeRO-3, where parameters are gathered collectively)."""
+        ZeRO-3, where parameters are gathered collectively). `full=True` returns the whole
+        state_dict (frozen parameters and buffers such as normalization statistics too): what a
+        worker needs once after a resume, when it was built from a fresh initialisation."""
         named = dict(self._policy.named_parameters())
-        if self._publish == "trainable":
+        if self._publish == "trainable" and not full:
             names = [n for n, p in named.items() if p.requires_grad]
             tensors = {n: named[n] for n in names}
         else:
