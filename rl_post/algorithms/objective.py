@@ -260,6 +260,7 @@ def compute_loss(
         stats["kl_decision"] = approx_kl(
             decision_log_ratio(new.logprob.detach(), batch["logprob_old"]), mask
         )
+        stats["kl_token"] = approx_kl(new.logprob.detach() - batch["logprob_old"], mask)
         stats["ratio_mean"], stats["ratio_max"] = ratio_mean_max(ratio, mask)
         stats["explained_var"] = (
             explained_variance(new.value.detach(), batch["returns"], mask)

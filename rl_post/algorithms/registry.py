@@ -16,6 +16,9 @@ from rl_post.config import ConfigError
 
 ADVANTAGE_KINDS: tuple[str, ...] = ("gae", "grpo", "rloo")
 GROUP_RETURNS: tuple[str, ...] = ("episode", "reward_to_go")
+# What algo.target_kl and algo.adaptive_lr.target_kl measure: KL(old || new) per whole decision
+# (action chunk / denoising chain) or per token (one action dimension of one step).
+KL_GRAINS: tuple[str, ...] = ("decision", "token")
 GROUP_ADVANTAGES: frozenset[str] = frozenset({"grpo", "rloo"})
 
 
@@ -79,6 +82,7 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "max_grad_norm",
     "value_max_grad_norm",
     "target_kl",
+    "kl_grain",
     "adaptive_lr",
     "weight_decay",
     "group_size",
@@ -154,6 +158,7 @@ def validate_algo_cfg(cfg: Mapping[str, Any]) -> AlgoSpec:
         )
     _choice(cfg, "logprob_level", LOGPROB_LEVELS)
     _choice(cfg, "group_return", GROUP_RETURNS)
+    _choice(cfg, "kl_grain", KL_GRAINS)
     _choice(cfg, "loss_agg", LOSS_AGGS)
     _choice(cfg, "kl_estimator", KL_ESTIMATORS)
     _in_range(cfg, "gamma", 0.0, 1.0, "in [0, 1]")

@@ -185,6 +185,7 @@ class Learner:
         )
         self._policy_lr = lr  # the adaptive lr moves this; policy_lr_scale multiplies it per call
         self._target_kl = _optional_positive_algo(algo_cfg, "target_kl")
+        self._kl_grain = str(algo_cfg.get("kl_grain", "decision"))
         adaptive = algo_cfg.get("adaptive_lr") or {}
         self._adaptive = dict(adaptive) if adaptive.get("enabled") else None
         self._probe = UpdateSizeProbe.from_config(learner_cfg, algo_cfg)
@@ -315,7 +316,9 @@ class Learner:
         if self._adaptive is not None and not critic_only:
             self._policy_lr = adapt_lr(
                 self._policy_lr,
-                result.get("post_kl", math.nan),
+                result.get(
+                    "post_kl" if self._kl_grain == "decision" else "post_kl_token", math.nan
+                ),
                 float(self._adaptive["target_kl"]),
                 float(self._adaptive["factor"]),
                 float(self._adaptive["min_lr"]),
@@ -443,7 +446,7 @@ class Learner:
             )
             scaled = loss * (share * self.world_size)
             stats = {k: float(v) for k, v in raw_stats.items()}
-            kl = stats.get("kl_decision", math.nan)
+            kl = stats.get("kl_decision" if self._kl_grain == "decision" else "kl_token", math.nan)
             kl_share = share * kl if math.isfinite(kl) else 0.0
         else:
             # Zero-weight micro-batch (all padding / masked): still run backward so every rank

@@ -153,3 +153,18 @@ def test_gradient_snr_is_near_zero_for_random_advantages_and_high_for_a_consiste
     # (raise the log-prob of its own action), a strong shared direction through the log-std
     consistent = snr(torch.ones(400))
     assert consistent > 10 * max(noise_only, 0.1)
+
+
+def test_kl_grain_token_steers_on_the_per_token_kl():
+    def update(**algo):
+        policy = TinyGaussianPolicy()
+        learner = Learner(policy, algo_config(lr=1e-2, **algo), learner_config())
+        return learner.update(on_policy(make_batch(24), policy))
+
+    probe = update()
+    per_decision, per_token = probe["post_kl"], probe["post_kl_token"]
+    assert per_decision > 4 * per_token  # 6 tokens per decision
+    target = (per_decision * per_token) ** 0.5  # above 2x per token, below per decision / 2
+    adaptive = dict(enabled=True, target_kl=target, factor=2.0, min_lr=1e-6, max_lr=1.0)
+    assert update(adaptive_lr=adaptive, kl_grain="token")["lr_next"] == 2e-2
+    assert update(adaptive_lr=adaptive, kl_grain="decision")["lr_next"] == 5e-3
