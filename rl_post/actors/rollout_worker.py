@@ -177,6 +177,14 @@ class RolloutWorker:
                 reset = True
         raise RuntimeError("unreachable")
 
+    def collect_segments(
+        self, num_steps: int, resets: list[bool]
+    ) -> list[tuple[Segment, dict[str, float]]]:
+        """Collect len(resets) segments back to back in one call; segment j starts fresh episodes
+        when resets[j]. One call per update keeps a worker busy for a whole batch without the
+        driver relaunching it, so in async mode the update overlaps all of the next batch."""
+        return [self.collect_segment(num_steps, reset) for reset in resets]
+
     def _find_dead_shards(self) -> list[int]:
         dead = []
         for i, shard in enumerate(self.shards):

@@ -2,7 +2,7 @@
 
 For one config and env count it measures, in this order and in this process tree:
   (a) sim      the vector env alone with random actions (same env count, chunk k = model.execute_steps)
-  (b) rollout  RolloutWorker.collect_segment with the policy in the loop, per pipeline setting
+  (b) rollout  RolloutWorker.collect_segments with the policy in the loop, per pipeline setting
                (runtime.pipeline_stages) and per backend (in-process, optionally a Ray actor)
   (c) train    the Trainer end to end in each runtime.mode (sync, async); the first
                bench.train_warmup_iterations iterations of each run are left out
@@ -104,6 +104,24 @@ def learner_breakdown(measured: list[dict[str, Any]], env_steps: float) -> dict[
             }
             for name, seconds in sorted(totals.items(), key=lambda item: -item[1])
         },
+    }
+
+
+def expected_async(sync_run: dict[str, Any]) -> dict[str, Any]:
+    """What runtime=async would give where collection and the update do not compete for cores
+    (spare cores, or a GPU learner), from a sync run's measured phases: collection (the driver's
+    wait for segments) overlaps the rest of the iteration (update, advantages, weight push), so
+    an iteration takes max(collect, rest) instead of collect + rest."""
+    iteration_s = sync_run["seconds"] / sync_run["iterations_measured"]
+    collect_s = min(iteration_s, sync_run["time_s_per_iteration"]["driver_wait"])
+    rest_s = iteration_s - collect_s
+    overlapped_s = max(collect_s, rest_s)
+    return {
+        "sync_iteration_s": iteration_s,
+        "collect_s": collect_s,
+        "update_s": rest_s,
+        "async_iteration_s": overlapped_s,
+        "speedup": iteration_s / overlapped_s if overlapped_s > 0 else None,
     }
 
 
@@ -273,8 +291,8 @@ def measure_rollout(
         for i in range(warmup + settings["rollout_segments"]):
             reset = i == 0 or bool(cfg.train.reset_each_segment)
             start = time.perf_counter()
-            pending = [pool.submit_collect(w, steps, reset) for w in range(len(pool))]
-            results = [pool.result(p) for p in pending]
+            pending = [pool.submit_collect(w, steps, [reset]) for w in range(len(pool))]
+            results = [seg for p in pending for seg in pool.result(p)]
             elapsed = time.perf_counter() - start
             if i >= warmup:
                 segment_steps.append(sum(int(seg.steps.sum()) for seg, _ in results))
@@ -378,8 +396,24 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
         },
         **{f"train_{r['mode']}": r["ratio_to_sim"] for r in train},
     }
+    report["async_expected"] = async_expectation(train)
     report["resolved_config"] = OmegaConf.to_container(cfg, resolve=True)
     return report
+
+
+def async_expectation(train: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The expected async gain from the sync run's phases, next to the measured async ratio."""
+    by_mode = {r["mode"]: r for r in train}
+    if "sync" not in by_mode:
+        return None
+    sync = by_mode["sync"]
+    expected = expected_async(sync)
+    sync_ratio, speedup = sync["ratio_to_sim"], expected["speedup"]
+    expected["ratio_to_sim"] = (
+        sync_ratio * speedup if sync_ratio is not None and speedup is not None else None
+    )
+    expected["measured_async_ratio_to_sim"] = by_mode.get("async", {}).get("ratio_to_sim")
+    return expected
 
 
 # ---- output -------------------------------------------------------------------------------------------
@@ -447,6 +481,15 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{name} {phase['fraction_of_update']:.0%}"
                 for name, phase in breakdown["phases"].items()
             )
+        )
+    expected = report.get("async_expected")
+    if expected and expected["ratio_to_sim"] is not None:
+        measured = expected["measured_async_ratio_to_sim"]
+        lines.append(
+            f"async expected with spare cores: max(collect {expected['collect_s']:.2f} s, update "
+            f"{expected['update_s']:.2f} s) instead of their sum = {expected['speedup']:.2f}x sync "
+            f"= {expected['ratio_to_sim']:.2f} x sim"
+            + (f" (measured async here: {measured:.2f} x sim)" if measured is not None else "")
         )
     sim = report["sim"]
     runs = ", ".join(f"{r:.1f}" for r in sim["runs_env_steps_per_s"])

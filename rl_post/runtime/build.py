@@ -133,8 +133,8 @@ class RolloutActor:
             policy, factory, layout, worker_index, int(cfg.env.num_envs), cfg, device
         )
 
-    def collect_segment(self, num_steps: int, reset: bool) -> Any:
-        return self.worker.collect_segment(num_steps, reset)
+    def collect_segments(self, num_steps: int, resets: list[bool]) -> Any:
+        return self.worker.collect_segments(num_steps, resets)
 
     def set_weights(self, version: int, state: dict) -> int:
         return self.worker.set_weights(version, state)

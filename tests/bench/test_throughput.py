@@ -7,7 +7,9 @@ import json
 import pytest
 
 from rl_post.bench.throughput import (
+    async_expectation,
     bench_settings,
+    expected_async,
     format_table,
     learning_curve,
     ratio,
@@ -55,6 +57,37 @@ def test_summarize_training_skips_warmup_and_differences_cumulative_steps():
 def test_summarize_training_needs_iterations_after_warmup():
     with pytest.raises(ConfigError, match="train.iterations"):
         summarize_training([_row(1, 10, 1.0)], warmup=1)
+
+
+def test_expected_async_overlaps_collection_with_the_rest_of_the_iteration():
+    # Two sync iterations of 3 s: 2 s waiting for segments, 1 s update + push.
+    sync_run = {
+        "seconds": 6.0,
+        "iterations_measured": 2,
+        "time_s_per_iteration": {"driver_wait": 2.0},
+    }
+    e = expected_async(sync_run)
+    assert e["collect_s"] == 2.0 and e["update_s"] == pytest.approx(1.0)
+    assert e["async_iteration_s"] == 2.0 and e["speedup"] == pytest.approx(1.5)
+    # Learner-bound: 1 s collection, 3 s rest -> 4 s / 3 s.
+    e = expected_async(
+        {"seconds": 4.0, "iterations_measured": 1, "time_s_per_iteration": {"driver_wait": 1.0}}
+    )
+    assert e["async_iteration_s"] == 3.0 and e["speedup"] == pytest.approx(4 / 3)
+
+
+def test_async_expectation_scales_the_sync_ratio_and_keeps_the_measured_one():
+    sync = {
+        "mode": "sync",
+        "seconds": 6.0,
+        "iterations_measured": 2,
+        "time_s_per_iteration": {"driver_wait": 2.0},
+        "ratio_to_sim": 0.4,
+    }
+    out = async_expectation([sync, {"mode": "async", "ratio_to_sim": 0.45}])
+    assert out is not None
+    assert out["ratio_to_sim"] == pytest.approx(0.6) and out["measured_async_ratio_to_sim"] == 0.45
+    assert async_expectation([{"mode": "async", "ratio_to_sim": 0.45}]) is None
 
 
 def test_learning_curve_keeps_missing_success_as_none():
@@ -146,9 +179,17 @@ def test_bench_writes_json_png_and_table(tmp_path, capsys):
     assert second_rollout["ratio_to_sim"] == pytest.approx(
         second_rollout["env_steps_per_s"] / second_rollout["sim_reference_env_steps_per_s"]
     )
+    expected = report["async_expected"]
+    assert expected["measured_async_ratio_to_sim"] == report["ratios_to_sim"]["train_async"]
+    assert expected["ratio_to_sim"] == pytest.approx(
+        report["ratios_to_sim"]["train_sync"] * expected["speedup"]
+    )
+    assert "async expected with spare cores" in out
     table = format_table(report)
-    # header, rule, sim, 2 rollouts, 2 trainings, a learner breakdown per training, the sim note
-    assert table.count("\n") == 9
+    # header, rule, sim, one row per rollout and training run, a learner breakdown per training
+    # run, the async expectation, the sim-runs footer
+    lines = 2 + 1 + len(report["rollout"]) + 2 * len(report["train"]) + 1 + 1
+    assert table.count("\n") == lines - 1
     assert table.count("learner breakdown (") == 2 and "forward" in table
 
 
