@@ -29,6 +29,9 @@ from rl_post.config import ConfigError
 
 ROLLOUT_BACKENDS = ("local", "ray")
 TRAIN_MODES = ("sync", "async")
+# Segments of warm-up beyond bench.rollout_warmup_segments that pipeline_stages=auto may take to
+# decide (its probe is runtime.pipeline_probe.blocks x 2 blocks of block_steps chunk-steps).
+MAX_PROBE_SEGMENTS = 20
 # metrics.jsonl key -> breakdown name; sim is the rollout workers' wait on the simulator.
 TRAIN_PHASES = {
     "time/sim_s": "sim",
@@ -182,12 +185,20 @@ def _check_choices(name: str, values: list[str], valid: tuple[str, ...]) -> None
         raise ConfigError(f"{name} has unknown entries {bad}; valid choices: {', '.join(valid)}")
 
 
+def _stage_setting(value: Any) -> int | str:
+    """A bench.pipeline_stages entry: an integer >= 1 or auto (checked like runtime.pipeline_stages)."""
+    from rl_post.actors.pipeline import AUTO, parse_pipeline_stages
+
+    stages, schedule = parse_pipeline_stages(value)
+    return AUTO if schedule == AUTO else stages
+
+
 def bench_settings(cfg: DictConfig) -> dict[str, Any]:
     bench = cfg.bench
     settings = {
         "sim_steps": int(bench.sim_steps),
         "sim_warmup_steps": int(bench.sim_warmup_steps),
-        "pipeline_stages": [int(s) for s in bench.pipeline_stages],
+        "pipeline_stages": [_stage_setting(s) for s in bench.pipeline_stages],
         "rollout_backends": [str(b) for b in bench.rollout_backends],
         "rollout_segments": int(bench.rollout_segments),
         "rollout_warmup_segments": int(bench.rollout_warmup_segments),
@@ -198,8 +209,6 @@ def bench_settings(cfg: DictConfig) -> dict[str, Any]:
     }
     _check_choices("bench.rollout_backends", settings["rollout_backends"], ROLLOUT_BACKENDS)
     _check_choices("bench.train_modes", settings["train_modes"], TRAIN_MODES)
-    if any(s < 1 for s in settings["pipeline_stages"]):
-        raise ConfigError("bench.pipeline_stages entries must be >= 1 (1: pipelining off)")
     if settings["sim_steps"] < 1 or settings["rollout_segments"] < 1:
         raise ConfigError("bench.sim_steps and bench.rollout_segments must be >= 1")
     if settings["train_modes"] and int(cfg.train.iterations) <= settings["train_warmup_iterations"]:
@@ -269,9 +278,15 @@ def _rollout_pool(cfg: DictConfig, spec: Any, layout: Any, weights: dict, backen
 
 
 def measure_rollout(
-    cfg: DictConfig, spec: Any, weights: dict, stages: int, backend: str, settings: dict[str, Any]
+    cfg: DictConfig,
+    spec: Any,
+    weights: dict,
+    stages: int | str,
+    backend: str,
+    settings: dict[str, Any],
 ) -> dict[str, Any]:
-    """Collect segments with the policy in the loop; every worker collects concurrently."""
+    """Collect segments with the policy in the loop; every worker collects concurrently. Under
+    pipeline_stages=auto the warm-up lasts until every worker's probe has chosen a schedule."""
     from rl_post.runtime.build import plan_layout
 
     cfg = cfg.copy()
@@ -287,24 +302,38 @@ def measure_rollout(
     start_s = time.perf_counter()
     pool = _rollout_pool(cfg, spec, layout, weights, backend)
     startup_s = time.perf_counter() - start_s
+
+    def collect(reset: bool) -> tuple[list[Any], float]:
+        start = time.perf_counter()
+        pending = [pool.submit_collect(w, steps, [reset]) for w in range(len(pool))]
+        results = [seg for p in pending for seg in pool.result(p)]
+        return results, time.perf_counter() - start
+
+    warmup_segments = 0
     try:
-        for i in range(warmup + settings["rollout_segments"]):
-            reset = i == 0 or bool(cfg.train.reset_each_segment)
-            start = time.perf_counter()
-            pending = [pool.submit_collect(w, steps, [reset]) for w in range(len(pool))]
-            results = [seg for p in pending for seg in pool.result(p)]
-            elapsed = time.perf_counter() - start
-            if i >= warmup:
-                segment_steps.append(sum(int(seg.steps.sum()) for seg, _ in results))
-                segment_seconds.append(elapsed)
-                timings.extend(t for _, t in results)
+        while warmup_segments < warmup or any(
+            r["schedule"] is None for r in pool.call("pipeline_report")
+        ):
+            if warmup_segments >= warmup + MAX_PROBE_SEGMENTS:
+                raise RuntimeError("pipeline_stages=auto did not decide within the bench warm-up")
+            collect(reset=warmup_segments == 0 or bool(cfg.train.reset_each_segment))
+            warmup_segments += 1
+        for _ in range(settings["rollout_segments"]):
+            results, elapsed = collect(reset=bool(cfg.train.reset_each_segment))
+            segment_steps.append(sum(int(seg.steps.sum()) for seg, _ in results))
+            segment_seconds.append(elapsed)
+            timings.extend(t for _, t in results)
+        reports = pool.call("pipeline_report")
     finally:
         pool.close()
     summary = summarize_rollout(segment_steps, segment_seconds, timings)
     summary.update(
         backend=backend,
         pipeline_stages=stages,
-        effective_stages=layout.stages,
+        effective_stages=max(int(r["effective_stages"]) for r in reports),
+        shards_per_worker=layout.stages,
+        pipeline=reports,
+        warmup_segments=warmup_segments,
         num_workers=layout.num_workers,
         startup_s=startup_s,
     )

@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rl_post.actors.env_worker import EnvShard, LocalEnvHandle, RayEnvHandle, env_worker_actor_class
+from rl_post.actors.pipeline import LOCKSTEP, PIPELINED, ProbeSettings, parse_pipeline_stages
 from rl_post.actors.rollout_worker import RolloutWorker
 from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
@@ -22,10 +23,11 @@ from rl_post.envs.spec import ObsSpec
 @dataclass(frozen=True)
 class RolloutLayout:
     num_workers: int
-    stages: int
+    stages: int  # env shards per worker
     envs_per_worker: int
     envs_per_shard: int
     seed_stride: int
+    schedule: str = PIPELINED  # pipelined | lockstep | auto (rl_post/actors/pipeline.py)
 
     def shard_seed_offset(self, worker: int, stage: int) -> int:
         return (worker * self.stages + stage) * self.seed_stride
@@ -44,12 +46,29 @@ def plan_layout(num_envs: int, group_size: int, runtime_cfg: DictConfig) -> Roll
             f"with whole groups of {group_size}; choose num_envs as a multiple of workers x group size"
         )
     per_worker = num_envs // workers
-    stages = max(1, int(runtime_cfg.pipeline_stages))
+    stages, schedule = parse_pipeline_stages(runtime_cfg.pipeline_stages)
     # A shard must hold whole groups (a group resets together); fall back to fewer stages if not.
     while stages > 1 and (per_worker % stages != 0 or (per_worker // stages) % group_size != 0):
         stages -= 1
+    if stages == 1:
+        schedule = LOCKSTEP
     return RolloutLayout(
-        workers, stages, per_worker, per_worker // stages, int(runtime_cfg.env_seed_stride)
+        workers,
+        stages,
+        per_worker,
+        per_worker // stages,
+        int(runtime_cfg.env_seed_stride),
+        schedule,
+    )
+
+
+def probe_settings(runtime_cfg: DictConfig) -> ProbeSettings:
+    probe = runtime_cfg.get("pipeline_probe") or {}
+    defaults = ProbeSettings()
+    return ProbeSettings(
+        block_steps=int(probe.get("block_steps", defaults.block_steps)),
+        blocks=int(probe.get("blocks", defaults.blocks)),
+        min_gain=float(probe.get("min_gain", defaults.min_gain)),
     )
 
 
@@ -84,6 +103,8 @@ def _make_worker(
         device=device,
         seed=int(cfg.seed) * 1000 + worker_index,
         store_end_obs=bool(cfg.get("reward", {}).get("needs_end_obs", False)),
+        schedule=layout.schedule,
+        probe_settings=probe_settings(cfg.runtime),
     )
 
 
@@ -147,6 +168,9 @@ class RolloutActor:
 
     def pop_events(self) -> list[str]:
         return self.worker.pop_events()
+
+    def pipeline_report(self) -> dict:
+        return self.worker.pipeline_report()
 
     def ready(self) -> bool:
         return all(shard.wait(shard.submit("ping")) for shard in self.worker.shards)
