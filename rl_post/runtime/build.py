@@ -72,6 +72,26 @@ def probe_settings(runtime_cfg: DictConfig) -> ProbeSettings:
     )
 
 
+ENV_SHARD_PLACEMENTS = ("auto", "in_process", "actor")
+
+
+def env_shards_in_process(runtime_cfg: DictConfig, env_cfg: DictConfig) -> bool:
+    """Where a Ray rollout worker's env shards live (runtime.placement.env_shards).
+
+    auto: in the rollout worker's own process for the cpu backend, whose env processes are separate
+    already (an EnvWorker actor in between only adds a Ray round trip and a process per chunk-step;
+    measured in the README), and in EnvWorker actors for the gpu backend, where the actor is the
+    simulator's process."""
+    wanted = str(runtime_cfg.placement.get("env_shards", "auto"))
+    if wanted not in ENV_SHARD_PLACEMENTS:
+        raise ConfigError(
+            f"runtime.placement.env_shards={wanted!r}; valid choices: {', '.join(ENV_SHARD_PLACEMENTS)}"
+        )
+    if wanted == "auto":
+        return str(env_cfg.backend) == "cpu"
+    return wanted == "in_process"
+
+
 def rollout_device(runtime_cfg: DictConfig) -> str:
     wanted = str(runtime_cfg.placement.rollout_device)
     if wanted == "auto":
@@ -139,13 +159,21 @@ class RolloutActor:
         torch.set_num_threads(max(1, int(cfg_dict["runtime"]["torch_threads"])))
         cfg = OmegaConf.create(cfg_dict)
         placement = cfg.runtime.placement
-        env_actor = env_worker_actor_class(
-            float(placement.env_worker_num_cpus), float(placement.env_worker_num_gpus)
-        )
+        factory: Any
+        if env_shards_in_process(cfg.runtime, cfg.env):
 
-        def factory(stage: int) -> RayEnvHandle:
-            offset = layout.shard_seed_offset(worker_index, stage)
-            return RayEnvHandle(env_actor.remote(cfg.env, layout.envs_per_shard, offset))
+            def factory(stage: int) -> LocalEnvHandle:
+                offset = layout.shard_seed_offset(worker_index, stage)
+                return LocalEnvHandle(EnvShard(cfg.env, layout.envs_per_shard, offset))
+
+        else:
+            env_actor = env_worker_actor_class(
+                float(placement.env_worker_num_cpus), float(placement.env_worker_num_gpus)
+            )
+
+            def factory(stage: int) -> RayEnvHandle:
+                offset = layout.shard_seed_offset(worker_index, stage)
+                return RayEnvHandle(env_actor.remote(cfg.env, layout.envs_per_shard, offset))
 
         policy = build_policy(cfg.model, spec)
         policy.load_state_dict(weights)
@@ -176,7 +204,17 @@ class RolloutActor:
         return all(shard.wait(shard.submit("ping")) for shard in self.worker.shards)
 
     def env_actor_ids(self) -> list[Any]:
-        return [shard.actor for shard in self.worker.shards]  # type: ignore[attr-defined]
+        """EnvWorker actors (runtime.placement.env_shards=actor); empty for in-process shards."""
+        return [shard.actor for shard in self.worker.shards if isinstance(shard, RayEnvHandle)]
+
+    def env_process_ids(self) -> list[int]:
+        """The CPU backend's env processes of in-process shards."""
+        return [
+            pid
+            for shard in self.worker.shards
+            if isinstance(shard, LocalEnvHandle)
+            for pid in shard.shard.worker_pids()
+        ]
 
     def close(self) -> None:
         self.worker.close()
