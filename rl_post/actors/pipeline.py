@@ -9,7 +9,8 @@ Two schedules over the same S shards (S = runtime.pipeline_stages, or 2 under `a
              more than one call of batch N (a tiny policy's act() is mostly fixed per-call cost).
 Which one is faster depends on cores, load, model and env count, so `auto` measures both: the
 first probe steps alternate blocks of each schedule, the wall time between the starts of
-successive chunk-steps is recorded (the first period of every block is a transition and left out),
+successive chunk-steps is recorded (the first step of every block is a transition and the first of
+every segment waits for nothing: both are left out),
 and the schedule with the lower median period wins; pipelining must be faster by `min_gain` to be
 chosen, since lockstep makes fewer calls.
 """
@@ -81,12 +82,14 @@ def choose_schedule(
 @dataclass
 class PipelineProbe:
     """Drives `auto`: which schedule each chunk-step uses while probing, the timed periods, and
-    the decision. A period is timed only between two consecutive steps of one segment."""
+    the decision. A period is the time from one chunk-step's start to the next one's, in one segment."""
 
     settings: ProbeSettings
     step: int = 0
     periods: dict[str, list[float]] = field(default_factory=lambda: {LOCKSTEP: [], PIPELINED: []})
     _last_start: float | None = None
+    _last_timed: bool = False  # whether the previous step's period is representative
+    _segment_start: bool = True
 
     @property
     def done(self) -> bool:
@@ -95,23 +98,23 @@ class PipelineProbe:
     def next_step(self, now: float) -> str | None:
         """Called at the start of every full chunk-step while probing (`now`: perf_counter);
         returns the schedule to use for it, or None when the probe has just ended."""
-        previous = self.step - 1
-        if self._last_start is not None and previous % self.settings.block_steps != 0:
-            # The previous step was timed from its start to this one's; a block's first step is a
-            # transition from the other schedule and is not.
-            schedule = probe_schedule(previous, self.settings)
+        if self._last_start is not None and self._last_timed:
+            schedule = probe_schedule(self.step - 1, self.settings)
             assert schedule is not None
             self.periods[schedule].append(now - self._last_start)
         schedule = probe_schedule(self.step, self.settings)
         if schedule is None:
             return None
-        self._last_start = now
+        # Not timed: a block's first step (a transition from the other schedule) and a segment's
+        # first step (it starts with no chunk in flight, so it waits for nothing).
+        self._last_timed = self.step % self.settings.block_steps != 0 and not self._segment_start
+        self._last_start, self._segment_start = now, False
         self.step += 1
         return schedule
 
     def segment_ended(self) -> None:
         """The next step starts after the driver's round trip: no period across it."""
-        self._last_start = None
+        self._last_start, self._segment_start = None, True
 
     def decide(self) -> str:
         return choose_schedule(

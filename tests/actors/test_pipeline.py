@@ -50,17 +50,26 @@ def test_choose_schedule_needs_pipelining_to_win_by_the_margin():
 
 def test_probe_times_steady_steps_only_and_never_across_segments():
     probe = PipelineProbe(ProbeSettings(block_steps=3, blocks=1))
-    # steps 0-2 lockstep (step 0 is the transition), 3-5 pipelined (step 3 is the transition);
-    # the segment ends after step 4, so step 4 has no period.
-    clock = {0: 0.0, 1: 1.0, 2: 3.0, 3: 6.0, 4: 6.5}  # binary-exact times
+    # Steps 0-2 lockstep, 3-5 pipelined. Not timed: step 0 and step 3 (first of a block), step 4
+    # (the segment ends after it), step 5 (first of the next segment). Binary-exact clock values.
+    clock = {0: 0.0, 1: 1.0, 2: 3.0, 3: 6.0, 4: 6.5}
     schedules = [probe.next_step(clock[i]) for i in range(5)]
     probe.segment_ended()
     schedules.append(probe.next_step(10.0))  # step 5
     assert schedules == [LOCKSTEP] * 3 + [PIPELINED] * 3
-    assert probe.next_step(10.5) is None and probe.done  # step 5 timed: 0.5 s
-    assert probe.periods == {LOCKSTEP: [2.0, 3.0], PIPELINED: [0.5]}
+    assert probe.next_step(10.5) is None and probe.done
+    assert probe.periods == {LOCKSTEP: [2.0, 3.0], PIPELINED: []}
+    assert probe.decide() == LOCKSTEP  # nothing pipelined was timed
+    assert probe.summary()["lockstep_median_s"] == 2.5 and probe.summary()["pipelined_samples"] == 0
+
+
+def test_probe_with_steady_pipelined_steps_picks_the_faster():
+    probe = PipelineProbe(ProbeSettings(block_steps=3, blocks=1))
+    # One segment; lockstep steps 1-2 take 1.0 s, pipelined steps 4-5 take 0.5 s.
+    for now in (0.0, 1.0, 2.0, 3.0, 4.0, 4.5, 5.0):
+        probe.next_step(now)
+    assert probe.periods == {LOCKSTEP: [1.0, 1.0], PIPELINED: [0.5, 0.5]}
     assert probe.decide() == PIPELINED
-    assert probe.summary()["lockstep_median_s"] == 2.5 and probe.summary()["pipelined_samples"] == 1
 
 
 def test_probe_settings_reject_a_block_with_no_timed_step():
@@ -108,16 +117,17 @@ def test_lockstep_batches_all_shards_in_one_act_call_and_gives_the_same_segment_
 
 
 def test_auto_probes_then_keeps_one_schedule_reports_it_and_survives_a_checkpoint():
-    settings = ProbeSettings(block_steps=2, blocks=1)
+    settings = ProbeSettings(block_steps=3, blocks=1)
     worker = _worker(AUTO, probe_settings=settings)
     assert worker.pipeline_report()["schedule"] is None
-    worker.collect_segment(3)  # probe steps 0-2
+    worker.collect_segment(4)  # probe steps 0-3
     assert worker.pipeline_report()["schedule"] is None
-    worker.collect_segment(3)  # step 3 ends the probe, then the choice is used
+    worker.collect_segment(4)  # steps 4-5, then the choice is used
     report = worker.pipeline_report()
     assert report["schedule"] in (LOCKSTEP, PIPELINED) and report["shards"] == 2
     assert report["effective_stages"] == (2 if report["schedule"] == PIPELINED else 1)
-    assert report["lockstep_samples"] == 1 and report["pipelined_samples"] == 1
+    # Timed: lockstep steps 1 and 2; pipelined step 5 (3 opens its block, 4 opens segment 2).
+    assert report["lockstep_samples"] == 2 and report["pipelined_samples"] == 1
     assert any("pipeline_stages=auto" in e for e in worker.pop_events())
 
     restored = _worker(AUTO, probe_settings=settings)
