@@ -126,6 +126,10 @@ def test_bench_settings_reject_unknown_choices_and_empty_measurement():
         bench_settings(load_config("bench_train", ["bench.train_modes=[serial]"]))
     with pytest.raises(ConfigError, match="raise train.iterations"):
         bench_settings(load_config("bench_train", ["train.iterations=1"]))
+    with pytest.raises(ConfigError, match="use auto"):
+        bench_settings(load_config("bench_train", ["bench.pipeline_stages=[1,0]"]))
+    stages = bench_settings(load_config("bench_train", ["bench.pipeline_stages=[1,auto]"]))
+    assert stages["pipeline_stages"] == [1, "auto"]
 
 
 TINY_BENCH = [
@@ -139,6 +143,8 @@ TINY_BENCH = [
     "bench.sim_steps=8",
     "bench.sim_warmup_steps=0",
     "bench.rollout_segments=1",
+    "runtime.pipeline_probe.block_steps=2",
+    "runtime.pipeline_probe.blocks=1",
 ]
 
 
@@ -151,14 +157,19 @@ def test_bench_writes_json_png_and_table(tmp_path, capsys):
         report
     )
     assert report["machine"]["host"] and report["config"]["num_envs"] == 2
-    # paired: one sim run first, then one after each of the 4 measurements
-    assert report["sim"]["chunk_size"] == 4 and len(report["sim"]["runs_env_steps_per_s"]) == 5
-    assert report["sim"]["env_steps"] == 5 * 16
+    # paired: one sim run first, then one after each of the 5 measurements
+    assert report["sim"]["chunk_size"] == 4 and len(report["sim"]["runs_env_steps_per_s"]) == 6
+    assert report["sim"]["env_steps"] == 6 * 16
     assert [(r["backend"], r["pipeline_stages"]) for r in report["rollout"]] == [
         ("local", 1),
         ("local", 2),
+        ("local", "auto"),
     ]
-    assert [r["effective_stages"] for r in report["rollout"]] == [1, 2]
+    assert [r["effective_stages"] for r in report["rollout"][:2]] == [1, 2]
+    auto = report["rollout"][2]
+    assert auto["shards_per_worker"] == 2 and auto["effective_stages"] in (1, 2)
+    assert auto["pipeline"][0]["schedule"] in ("lockstep", "pipelined")
+    assert auto["warmup_segments"] >= 2  # the probe's 4 chunk-steps span segments of 2
     assert [r["mode"] for r in report["train"]] == ["sync", "async"]
     for row in report["train"]:
         assert row["iterations_measured"] == 1 and row["env_steps"] > 0
@@ -167,6 +178,7 @@ def test_bench_writes_json_png_and_table(tmp_path, capsys):
     assert set(report["ratios_to_sim"]) == {
         "rollout_local_pipeline1",
         "rollout_local_pipeline2",
+        "rollout_local_pipelineauto",
         "train_sync",
         "train_async",
     }
