@@ -99,17 +99,18 @@ def _train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> tuple[
 def test_async_iteration_takes_max_of_collect_and_update_sync_takes_their_sum(
     tmp_path, monkeypatch
 ):
-    sum_s, max_s = COLLECT_S + UPDATE_S, max(COLLECT_S, UPDATE_S)
     sync_rows, _ = _train(tmp_path, monkeypatch, "sync")
     async_rows, cfg = _train(tmp_path, monkeypatch, "async")
     # The first async iteration cannot overlap (nothing was collected before it): left out.
     sync_s = [r["time/iteration_s"] for r in sync_rows[1:]]
     async_s = [r["time/iteration_s"] for r in async_rows[1:]]
-    assert min(sync_s) >= 0.95 * sum_s, sync_s  # sanity: sleeps add up when nothing overlaps
-    # Full overlap: ~max (1.0 s). Only the first segment overlapping (K separate launches) gave
-    # max(collect/K, update) + collect*(K-1)/K = 1.6 s; the bound sits well between the two.
-    mean_async = sum(async_s) / len(async_s)
-    assert mean_async < max_s + 0.25 * (sum_s - max_s), async_s
+    assert min(sync_s) >= 0.95 * (COLLECT_S + UPDATE_S), sync_s  # nothing overlaps in sync
+    # The update (1.0 s) outlasts the collection (0.9 s), so async mode should hide all of the
+    # collection: iteration ~ sync - 0.9 s. The driver's own per-iteration work (advantages,
+    # logging; more on a loaded machine) adds to both modes alike, so compare the two. With the K
+    # segments launched one by one only the first segment (0.3 s) was hidden.
+    hidden_s = sum(sync_s) / len(sync_s) - sum(async_s) / len(async_s)
+    assert hidden_s > (2 / 3) * COLLECT_S, (sync_s, async_s)
     # The overlap costs no samples: every batch is whole and at most one version old.
     per_update = (
         int(cfg.env.num_envs)
