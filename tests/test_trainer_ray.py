@@ -68,6 +68,7 @@ def test_killed_env_worker_is_restarted_and_the_run_continues(tmp_path, env_shar
             "runtime=sync",
             "train.iterations=2",
             f"runtime.placement.env_shards={env_shards}",
+            "runtime.pipeline_stages=2",  # no `auto` choice event: every event is the restart
         )
     )
     rollout_actor = trainer.pool.workers[0]
