@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from rl_post.bench.cpu_time import cpu_seconds_by_kind, cpu_summary, process_tree_times
 from rl_post.config import ConfigError
 
 ROLLOUT_BACKENDS = ("local", "ray")
@@ -146,7 +147,9 @@ def summarize_sim(runs: list[dict[str, Any]]) -> dict[str, Any]:
     their mean, and last/first as a sign of load drift during the run."""
     rates = [float(r["env_steps_per_s"]) for r in runs]
     first = runs[0]
+    cpu = [float(r["cpu"]["core_ms_per_env_step"]) for r in runs if "cpu" in r]
     return {
+        "core_ms_per_env_step": sum(cpu) / len(cpu) if cpu else None,
         "num_envs": first["num_envs"],
         "chunk_size": first["chunk_size"],
         "env_steps": sum(int(r["env_steps"]) for r in runs),
@@ -158,7 +161,10 @@ def summarize_sim(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarize_rollout(
-    segment_steps: list[int], segment_seconds: list[float], timings: list[dict[str, float]]
+    segment_steps: list[int],
+    segment_seconds: list[float],
+    timings: list[dict[str, float]],
+    cpu_seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Throughput of timed segments; `timings` are the workers' collect_segment timings (summed)."""
     env_steps = float(sum(segment_steps))
@@ -169,13 +175,16 @@ def summarize_rollout(
         "weight_sync": sum(t["weight_swap_s"] for t in timings),
     }
     seconds["other"] = max(0.0, sum(t["rollout_total_s"] for t in timings) - sum(seconds.values()))
-    return {
+    summary = {
         "segments_measured": len(segment_steps),
         "env_steps": env_steps,
         "seconds": wall_s,
         "env_steps_per_s": env_steps / wall_s if wall_s > 0 else 0.0,
         "time_fraction": {k: (v / wall_s if wall_s > 0 else 0.0) for k, v in seconds.items()},
     }
+    if cpu_seconds is not None:
+        summary["cpu"] = cpu_summary(cpu_seconds, env_steps, wall_s)
+    return summary
 
 
 # ---- configuration -------------------------------------------------------------------------------
@@ -318,15 +327,17 @@ def measure_rollout(
                 raise RuntimeError("pipeline_stages=auto did not decide within the bench warm-up")
             collect(reset=warmup_segments == 0 or bool(cfg.train.reset_each_segment))
             warmup_segments += 1
+        cpu_before = process_tree_times()
         for _ in range(settings["rollout_segments"]):
             results, elapsed = collect(reset=bool(cfg.train.reset_each_segment))
             segment_steps.append(sum(int(seg.steps.sum()) for seg, _ in results))
             segment_seconds.append(elapsed)
             timings.extend(t for _, t in results)
+        cpu_seconds = cpu_seconds_by_kind(cpu_before, process_tree_times())
         reports = pool.call("pipeline_report")
     finally:
         pool.close()
-    summary = summarize_rollout(segment_steps, segment_seconds, timings)
+    summary = summarize_rollout(segment_steps, segment_seconds, timings, cpu_seconds)
     summary.update(
         backend=backend,
         pipeline_stages=stages,
@@ -455,6 +466,7 @@ def measurement_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             "sim_reference": report["sim"]["env_steps_per_s"],
             "ratio_to_sim": 1.0,
             "time_fraction": {"sim": 1.0},
+            "core_ms_per_env_step": report["sim"].get("core_ms_per_env_step"),
         }
     ]
     for r in report["rollout"]:
@@ -467,6 +479,7 @@ def measurement_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "sim_reference": r["sim_reference_env_steps_per_s"],
                 "ratio_to_sim": r["ratio_to_sim"],
                 "time_fraction": r["time_fraction"],
+                "core_ms_per_env_step": r.get("cpu", {}).get("core_ms_per_env_step"),
             }
         )
     for r in report["train"]:
@@ -486,10 +499,14 @@ TABLE_PHASES = ("sim", "inference", "learner", "weight_sync", "idle")
 
 
 def format_table(report: dict[str, Any]) -> str:
-    header = f"{'measurement':<34}{'env-steps/s':>12}{'sim ref':>9}{'x sim':>7}" + "".join(
-        f"{p[:8]:>9}" for p in TABLE_PHASES
+    header = (
+        f"{'measurement':<34}{'env-steps/s':>12}{'sim ref':>9}{'x sim':>7}{'cpu ms':>8}"
+        + "".join(f"{p[:8]:>9}" for p in TABLE_PHASES)
     )
-    lines = [header + "   (time fractions of wall clock)", "-" * len(header)]
+    lines = [
+        header + "   (cpu ms: core-ms per env step; time fractions of wall clock)",
+        "-" * len(header),
+    ]
     for row in measurement_rows(report):
         fractions = row["time_fraction"]
         cells = "".join(
@@ -498,7 +515,11 @@ def format_table(report: dict[str, Any]) -> str:
         r = row["ratio_to_sim"]
         ratio_cell = f"{r:>7.2f}" if r is not None else f"{'-':>7}"
         ref = f"{row['sim_reference']:>9.1f}"
-        lines.append(f"{row['label']:<34}{row['env_steps_per_s']:>12.1f}{ref}{ratio_cell}{cells}")
+        cpu = row.get("core_ms_per_env_step")
+        cpu_cell = f"{cpu:>8.2f}" if cpu is not None else f"{'-':>8}"
+        lines.append(
+            f"{row['label']:<34}{row['env_steps_per_s']:>12.1f}{ref}{ratio_cell}{cpu_cell}{cells}"
+        )
     for training in report.get("train", []):
         breakdown = training.get("learner_breakdown") or {}
         if not breakdown:

@@ -104,6 +104,10 @@ def test_summarize_rollout_sums_workers_and_segments():
     assert s["time_fraction"]["sim"] == pytest.approx(0.2)
     assert s["time_fraction"]["inference"] == pytest.approx(0.3)
     assert s["time_fraction"]["other"] == pytest.approx(0.4)  # 1.8 - 0.4 - 0.6 over 2 s
+    assert "cpu" not in s
+    s = summarize_rollout([40, 40], [1.0, 1.0], [timing], {"env_process": 0.16, "driver": 0.04})
+    assert s["cpu"]["core_ms_per_env_step"] == pytest.approx(2.5)  # 200 ms over 80 steps
+    assert s["cpu"]["cores_used"] == pytest.approx(0.1)
 
 
 def test_summarize_sim_averages_bracketing_runs_and_reports_drift():
