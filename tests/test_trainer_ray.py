@@ -1,5 +1,8 @@
 """The driver through Ray: rollout and env workers as actors, sync and async, and a crashed env worker."""
 
+import os
+import signal
+
 import pytest
 import ray
 
@@ -57,10 +60,23 @@ def test_async_grpo_token_versions_increase_and_staleness_is_bounded(tmp_path):
     assert all(r["adv/groups_total"] == 2 for r in rows)
 
 
-def test_killed_env_worker_is_restarted_and_the_run_continues(tmp_path):
-    trainer = Trainer(tiny_config(tmp_path, "runtime=sync", "train.iterations=2"))
-    env_actors = ray.get(trainer.pool.workers[0].env_actor_ids.remote())
-    ray.kill(env_actors[0], no_restart=True)
+@pytest.mark.parametrize("env_shards", ["actor", "in_process"])
+def test_killed_env_worker_is_restarted_and_the_run_continues(tmp_path, env_shards):
+    trainer = Trainer(
+        tiny_config(
+            tmp_path,
+            "runtime=sync",
+            "train.iterations=2",
+            f"runtime.placement.env_shards={env_shards}",
+            "runtime.pipeline_stages=2",  # no `auto` choice event: every event is the restart
+        )
+    )
+    rollout_actor = trainer.pool.workers[0]
+    if env_shards == "actor":  # the EnvWorker actor dies
+        ray.kill(ray.get(rollout_actor.env_actor_ids.remote())[0], no_restart=True)
+    else:  # an env process of a shard inside the rollout worker dies
+        assert ray.get(rollout_actor.env_actor_ids.remote()) == []
+        os.kill(ray.get(rollout_actor.env_process_ids.remote())[0], signal.SIGKILL)
     assert trainer.run() == 0
     rows = read_metrics(trainer.run_dir)
     assert [r["iteration"] for r in rows] == [1, 2]

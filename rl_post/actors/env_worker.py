@@ -33,12 +33,21 @@ class EnvShard:
 
         self.env = make_vector_env(env_cfg, num_envs=num_envs, seed_offset=seed_offset, tasks=tasks)
         self.num_envs = num_envs
+        self._failure: str | None = None
 
     def reset(self, seeds: list[int] | None = None) -> Obs:
-        return _to_cpu(self.env.reset(seeds))
+        try:
+            return _to_cpu(self.env.reset(seeds))
+        except Exception as exc:
+            self._failure = f"{type(exc).__name__}: {exc}"
+            raise
 
     def step_chunk(self, actions: torch.Tensor, k: int) -> ChunkStepResult:
-        result = self.env.step_chunk(actions.to(self.env.device), k)
+        try:
+            result = self.env.step_chunk(actions.to(self.env.device), k)
+        except Exception as exc:
+            self._failure = f"{type(exc).__name__}: {exc}"
+            raise
         result.obs = _to_cpu(result.obs)
         result.final_obs = _to_cpu(result.final_obs)
         for name in ("reward", "terminated", "truncated", "success", "active", "steps"):
@@ -52,7 +61,15 @@ class EnvShard:
         self.env.set_seed_cursor(cursor)
 
     def ping(self) -> bool:
+        """Raises once the vector env has failed (e.g. an env process died), so the rollout worker
+        rebuilds this shard instead of retrying on a closed env."""
+        if self._failure is not None:
+            raise RuntimeError(f"env shard failed: {self._failure}")
         return True
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the CPU backend's env processes (empty for the GPU backend)."""
+        return [int(p.pid) for p in getattr(self.env, "_processes", [])]
 
     def close(self) -> None:
         self.env.close()

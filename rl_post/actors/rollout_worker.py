@@ -1,8 +1,11 @@
 """RolloutWorker: an inference copy of the policy driving its env shards, producing Segments.
 
-Shards are split into pipeline stages: while stage s simulates its chunk, the policy already infers
-the actions of stage s+1, so on a CPU the env processes and the policy share the cores, and on a GPU
-the simulator and the inference kernels overlap. New weights are swapped in between chunk-steps.
+A worker's envs are split into shards. Pipelined, shards are pipeline stages: while stage s
+simulates its chunk, the policy already infers the actions of stage s+1, so on a GPU the simulator
+and the inference kernels overlap, and on a CPU with spare cores inference fills the cores the env
+processes leave idle. In lockstep, every shard is waited for and all envs are inferred in one
+batched call (one stage). `auto` measures both and keeps the faster (pipeline.py). New weights are
+swapped in between chunk-steps.
 """
 
 from __future__ import annotations
@@ -17,6 +20,13 @@ from typing import Any
 import torch
 
 from rl_post.actors.env_worker import EnvHandle
+from rl_post.actors.pipeline import (
+    AUTO,
+    LOCKSTEP,
+    PIPELINED,
+    PipelineProbe,
+    ProbeSettings,
+)
 from rl_post.data.segment import Segment
 from rl_post.envs.spec import ChunkStepResult, EpisodeStats
 
@@ -99,6 +109,8 @@ class RolloutWorker:
         seed: int = 0,
         act_mode: str = "stochastic",
         store_end_obs: bool = False,
+        schedule: str = PIPELINED,
+        probe_settings: ProbeSettings | None = None,
     ):
         self.device = torch.device(device)
         self.policy = policy.to(self.device).eval()
@@ -121,6 +133,16 @@ class RolloutWorker:
         self._seed_cursors = [0] * len(self.shards)
         self.events: list[str] = []
         self.finished_episodes: list[EpisodeStats] = []
+        if schedule not in (PIPELINED, LOCKSTEP, AUTO):
+            raise ValueError(
+                f"schedule must be {PIPELINED}, {LOCKSTEP} or {AUTO}, got {schedule!r}"
+            )
+        if len(self.shards) == 1:
+            schedule = LOCKSTEP  # one shard: both schedules are the same loop
+        # `auto` probes both schedules over its first chunk-steps (see pipeline.py).
+        self._probe = PipelineProbe(probe_settings or ProbeSettings()) if schedule == AUTO else None
+        self.schedule = LOCKSTEP if schedule == AUTO else schedule
+        self.probe_summary: dict[str, float | int] = {}
 
     # ---- weights -------------------------------------------------------------------------------
     def set_weights(self, version: int, state: dict[str, torch.Tensor]) -> int:
@@ -146,19 +168,39 @@ class RolloutWorker:
             self.shards[i].wait(self.shards[i].submit("seed_cursor"))
             for i in range(len(self.shards))
         ]
+        probe = self._probe
         return {
             "generator": self.generator.get_state(),
             "seed_cursors": cursors,
             "version": self.version,
+            # A resumed run keeps the schedule `auto` chose (or continues its probe), so it draws
+            # the same noise as the uninterrupted run would have.
+            "pipeline": {
+                "schedule": self.schedule if probe is None else None,
+                "probe_step": probe.step if probe is not None else None,
+                "probe_periods": probe.periods if probe is not None else None,
+                "probe_summary": dict(self.probe_summary),
+            },
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self.version = int(state["version"])
+        self._load_pipeline_state(state.get("pipeline"))
         for i, cursor in enumerate(state["seed_cursors"]):
             self.shards[i].wait(self.shards[i].submit("set_seed_cursor", int(cursor)))
             self._seed_cursors[i] = int(cursor)
         self._stage_obs = [None] * len(self.shards)
+
+    def _load_pipeline_state(self, pipeline: dict[str, Any] | None) -> None:
+        if pipeline is None or len(self.shards) == 1:
+            return  # checkpoint from before `auto` existed, or nothing to choose
+        if pipeline["schedule"] is not None:
+            self.schedule, self._probe = str(pipeline["schedule"]), None
+            self.probe_summary = dict(pipeline["probe_summary"])
+        elif self._probe is not None:
+            self._probe.step = int(pipeline["probe_step"])
+            self._probe.periods = {k: list(v) for k, v in pipeline["probe_periods"].items()}
 
     # ---- collection ----------------------------------------------------------------------------
     def collect_segment(
@@ -176,6 +218,14 @@ class RolloutWorker:
                     self._restart_shard(i, exc)
                 reset = True
         raise RuntimeError("unreachable")
+
+    def collect_segments(
+        self, num_steps: int, resets: list[bool]
+    ) -> list[tuple[Segment, dict[str, float]]]:
+        """Collect len(resets) segments back to back in one call; segment j starts fresh episodes
+        when resets[j]. One call per update keeps a worker busy for a whole batch without the
+        driver relaunching it, so in async mode the update overlaps all of the next batch."""
+        return [self.collect_segment(num_steps, reset) for reset in resets]
 
     def _find_dead_shards(self) -> list[int]:
         dead = []
@@ -228,40 +278,111 @@ class RolloutWorker:
         pending: list[Any] = [None] * len(self.shards)
         for t in range(num_steps + 1):
             self._maybe_swap_weights(timings)
-            for s in stages:
-                if pending[s] is not None:
-                    wait_start = time.perf_counter()
-                    result: ChunkStepResult = self.shards[s].wait(pending[s])
-                    timings.sim_wait_s += time.perf_counter() - wait_start
-                    self._record_result(buffers[s], s, result)
-                    self._stage_obs[s] = result.obs
-                    pending[s] = None
-                if t == num_steps:
-                    continue
-                obs = self._stage_obs[s]
-                assert obs is not None
-                infer_start = time.perf_counter()
-                with torch.no_grad():
-                    out = self.policy.act(
-                        obs_to_device(obs, self.device), self.act_mode, generator=self.generator
-                    )
-                timings.inference_s += time.perf_counter() - infer_start
-                pending[s] = self.shards[s].submit(
-                    "step_chunk", out.actions.cpu(), self.execute_steps
-                )
-                buf = buffers[s]
-                buf.obs.append({k: v for k, v in obs.items() if isinstance(v, torch.Tensor)})
-                buf.actions.append(out.actions.cpu())
-                buf.stored.append({k: v.cpu() for k, v in out.stored.items()})
-                buf.logprob.append(out.logprob.float().cpu())
-                value = out.value if out.value is not None else torch.zeros(out.actions.shape[0])
-                buf.value.append(value.float().cpu())
-                buf.version.append(self.version)
-                buf.group_id.append(self._group_ids(s))
+            if t == num_steps:
+                for s in stages:
+                    self._receive(s, pending, buffers, timings)
+                break
+            if self._schedule_for_step() == PIPELINED:
+                for s in stages:  # shard s+1 simulates while shard s infers
+                    self._receive(s, pending, buffers, timings)
+                    self._act_and_send([s], pending, buffers, timings)
+            else:
+                for s in stages:
+                    self._receive(s, pending, buffers, timings)
+                self._act_and_send(list(stages), pending, buffers, timings)
+        if self._probe is not None:
+            self._probe.segment_ended()
         last_values = [self._value_of(self._stage_obs[s]) for s in stages]
         timings.total_s = time.perf_counter() - start
         segment = self._build_segment(buffers, last_values)
         return segment, timings.as_dict()
+
+    def _schedule_for_step(self) -> str:
+        """This chunk-step's schedule; under `auto`, the probe's until it decides."""
+        if self._probe is None:
+            return self.schedule
+        schedule = self._probe.next_step(time.perf_counter())
+        if schedule is not None:
+            return schedule
+        self.schedule = self._probe.decide()
+        message = (
+            f"pipeline_stages=auto: {self.schedule} over {len(self.shards)} env shards "
+            f"(median chunk-step {self._probe_text()})"
+        )
+        log.info(message)
+        self.events.append(message)
+        self.probe_summary = self._probe.summary()
+        self._probe = None
+        return self.schedule
+
+    def _probe_text(self) -> str:
+        assert self._probe is not None
+        summary = self._probe.summary()
+        return ", ".join(
+            f"{name} {1000 * float(summary[name + '_median_s']):.1f} ms"
+            for name in (LOCKSTEP, PIPELINED)
+            if name + "_median_s" in summary
+        )
+
+    def pipeline_report(self) -> dict[str, Any]:
+        """The schedule in use (None while `auto` is still probing) and what the probe measured."""
+        return {
+            "schedule": self.schedule if self._probe is None else None,
+            "shards": len(self.shards),
+            "effective_stages": len(self.shards) if self.schedule == PIPELINED else 1,
+            **self.probe_summary,
+        }
+
+    def _receive(
+        self, stage: int, pending: list[Any], buffers: list[_StageBuffer], timings: RolloutTimings
+    ) -> None:
+        if pending[stage] is None:
+            return
+        wait_start = time.perf_counter()
+        result: ChunkStepResult = self.shards[stage].wait(pending[stage])
+        timings.sim_wait_s += time.perf_counter() - wait_start
+        self._record_result(buffers[stage], stage, result)
+        self._stage_obs[stage] = result.obs
+        pending[stage] = None
+
+    def _act_and_send(
+        self,
+        group: list[int],
+        pending: list[Any],
+        buffers: list[_StageBuffer],
+        timings: RolloutTimings,
+    ) -> None:
+        """One act() call for the envs of the shards in `group`, then every shard gets its rows."""
+        parts = [self._stage_obs[s] for s in group]
+        assert all(p is not None for p in parts)
+        obs = parts[0] if len(parts) == 1 else concat_obs(parts)  # type: ignore[arg-type]
+        infer_start = time.perf_counter()
+        with torch.no_grad():
+            out = self.policy.act(
+                obs_to_device(obs, self.device), self.act_mode, generator=self.generator
+            )
+        timings.inference_s += time.perf_counter() - infer_start
+        actions = out.actions.cpu()
+        value = out.value if out.value is not None else torch.zeros(actions.shape[0])
+        sizes = [self.shard_sizes[s] for s in group]
+        rows = {
+            "actions": actions.split(sizes),
+            "logprob": out.logprob.float().cpu().split(sizes),
+            "value": value.float().cpu().split(sizes),
+        }
+        stored = {k: v.cpu().split(sizes) for k, v in out.stored.items()}
+        for j, s in enumerate(group):
+            pending[s] = self.shards[s].submit("step_chunk", rows["actions"][j], self.execute_steps)
+            buf = buffers[s]
+            stage_obs = parts[j]
+            assert stage_obs is not None
+            buf.obs.append({k: v for k, v in stage_obs.items() if isinstance(v, torch.Tensor)})
+            buf.actions.append(rows["actions"][j])
+            buf.stored.append({k: v[j] for k, v in stored.items()})
+            buf.logprob.append(rows["logprob"][j])
+            buf.value.append(rows["value"][j])
+            buf.version.append(self.version)
+            buf.group_id.append(self._group_ids(s))
 
     def _record_result(self, buf: _StageBuffer, stage: int, result: ChunkStepResult) -> None:
         buf.results.append(result)

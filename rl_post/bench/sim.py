@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rl_post.bench.cpu_time import cpu_seconds_by_kind, cpu_summary, process_tree_times
 from rl_post.envs.base import VectorEnv
 from rl_post.envs.factory import make_vector_env
 
@@ -47,13 +48,16 @@ def measure_on_env(
     actions = [random_actions(env, chunk_size, generator) for _ in range(calls)]
     env_steps = 0
     episodes = 0
+    cpu_before = process_tree_times()
     start = time.perf_counter()
     for chunk in actions:
         result = env.step_chunk(chunk, chunk_size)
         env_steps += int(result.steps.sum())
         episodes += len(result.episodes)
     elapsed = time.perf_counter() - start
+    cpu = cpu_summary(cpu_seconds_by_kind(cpu_before, process_tree_times()), env_steps, elapsed)
     return {
+        "cpu": cpu,
         "num_envs": env.num_envs,
         "chunk_size": chunk_size,
         "calls": calls,

@@ -2,7 +2,7 @@
 
 For one config and env count it measures, in this order and in this process tree:
   (a) sim      the vector env alone with random actions (same env count, chunk k = model.execute_steps)
-  (b) rollout  RolloutWorker.collect_segment with the policy in the loop, per pipeline setting
+  (b) rollout  RolloutWorker.collect_segments with the policy in the loop, per pipeline setting
                (runtime.pipeline_stages) and per backend (in-process, optionally a Ray actor)
   (c) train    the Trainer end to end in each runtime.mode (sync, async); the first
                bench.train_warmup_iterations iterations of each run are left out
@@ -25,10 +25,14 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from rl_post.bench.cpu_time import cpu_seconds_by_kind, cpu_summary, process_tree_times
 from rl_post.config import ConfigError
 
 ROLLOUT_BACKENDS = ("local", "ray")
 TRAIN_MODES = ("sync", "async")
+# Segments of warm-up beyond bench.rollout_warmup_segments that pipeline_stages=auto may take to
+# decide (its probe is runtime.pipeline_probe.blocks x 2 blocks of block_steps chunk-steps).
+MAX_PROBE_SEGMENTS = 20
 # metrics.jsonl key -> breakdown name; sim is the rollout workers' wait on the simulator.
 TRAIN_PHASES = {
     "time/sim_s": "sim",
@@ -107,6 +111,24 @@ def learner_breakdown(measured: list[dict[str, Any]], env_steps: float) -> dict[
     }
 
 
+def expected_async(sync_run: dict[str, Any]) -> dict[str, Any]:
+    """What runtime=async would give where collection and the update do not compete for cores
+    (spare cores, or a GPU learner), from a sync run's measured phases: collection (the driver's
+    wait for segments) overlaps the rest of the iteration (update, advantages, weight push), so
+    an iteration takes max(collect, rest) instead of collect + rest."""
+    iteration_s = sync_run["seconds"] / sync_run["iterations_measured"]
+    collect_s = min(iteration_s, sync_run["time_s_per_iteration"]["driver_wait"])
+    rest_s = iteration_s - collect_s
+    overlapped_s = max(collect_s, rest_s)
+    return {
+        "sync_iteration_s": iteration_s,
+        "collect_s": collect_s,
+        "update_s": rest_s,
+        "async_iteration_s": overlapped_s,
+        "speedup": iteration_s / overlapped_s if overlapped_s > 0 else None,
+    }
+
+
 def learning_curve(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Success rate and return against cumulative env steps (None where no episode ended)."""
     return [
@@ -125,7 +147,9 @@ def summarize_sim(runs: list[dict[str, Any]]) -> dict[str, Any]:
     their mean, and last/first as a sign of load drift during the run."""
     rates = [float(r["env_steps_per_s"]) for r in runs]
     first = runs[0]
+    cpu = [float(r["cpu"]["core_ms_per_env_step"]) for r in runs if "cpu" in r]
     return {
+        "core_ms_per_env_step": sum(cpu) / len(cpu) if cpu else None,
         "num_envs": first["num_envs"],
         "chunk_size": first["chunk_size"],
         "env_steps": sum(int(r["env_steps"]) for r in runs),
@@ -137,7 +161,10 @@ def summarize_sim(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarize_rollout(
-    segment_steps: list[int], segment_seconds: list[float], timings: list[dict[str, float]]
+    segment_steps: list[int],
+    segment_seconds: list[float],
+    timings: list[dict[str, float]],
+    cpu_seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Throughput of timed segments; `timings` are the workers' collect_segment timings (summed)."""
     env_steps = float(sum(segment_steps))
@@ -148,13 +175,16 @@ def summarize_rollout(
         "weight_sync": sum(t["weight_swap_s"] for t in timings),
     }
     seconds["other"] = max(0.0, sum(t["rollout_total_s"] for t in timings) - sum(seconds.values()))
-    return {
+    summary = {
         "segments_measured": len(segment_steps),
         "env_steps": env_steps,
         "seconds": wall_s,
         "env_steps_per_s": env_steps / wall_s if wall_s > 0 else 0.0,
         "time_fraction": {k: (v / wall_s if wall_s > 0 else 0.0) for k, v in seconds.items()},
     }
+    if cpu_seconds is not None:
+        summary["cpu"] = cpu_summary(cpu_seconds, env_steps, wall_s)
+    return summary
 
 
 # ---- configuration -------------------------------------------------------------------------------
@@ -164,12 +194,20 @@ def _check_choices(name: str, values: list[str], valid: tuple[str, ...]) -> None
         raise ConfigError(f"{name} has unknown entries {bad}; valid choices: {', '.join(valid)}")
 
 
+def _stage_setting(value: Any) -> int | str:
+    """A bench.pipeline_stages entry: an integer >= 1 or auto (checked like runtime.pipeline_stages)."""
+    from rl_post.actors.pipeline import AUTO, parse_pipeline_stages
+
+    stages, schedule = parse_pipeline_stages(value)
+    return AUTO if schedule == AUTO else stages
+
+
 def bench_settings(cfg: DictConfig) -> dict[str, Any]:
     bench = cfg.bench
     settings = {
         "sim_steps": int(bench.sim_steps),
         "sim_warmup_steps": int(bench.sim_warmup_steps),
-        "pipeline_stages": [int(s) for s in bench.pipeline_stages],
+        "pipeline_stages": [_stage_setting(s) for s in bench.pipeline_stages],
         "rollout_backends": [str(b) for b in bench.rollout_backends],
         "rollout_segments": int(bench.rollout_segments),
         "rollout_warmup_segments": int(bench.rollout_warmup_segments),
@@ -180,8 +218,6 @@ def bench_settings(cfg: DictConfig) -> dict[str, Any]:
     }
     _check_choices("bench.rollout_backends", settings["rollout_backends"], ROLLOUT_BACKENDS)
     _check_choices("bench.train_modes", settings["train_modes"], TRAIN_MODES)
-    if any(s < 1 for s in settings["pipeline_stages"]):
-        raise ConfigError("bench.pipeline_stages entries must be >= 1 (1: pipelining off)")
     if settings["sim_steps"] < 1 or settings["rollout_segments"] < 1:
         raise ConfigError("bench.sim_steps and bench.rollout_segments must be >= 1")
     if settings["train_modes"] and int(cfg.train.iterations) <= settings["train_warmup_iterations"]:
@@ -251,9 +287,15 @@ def _rollout_pool(cfg: DictConfig, spec: Any, layout: Any, weights: dict, backen
 
 
 def measure_rollout(
-    cfg: DictConfig, spec: Any, weights: dict, stages: int, backend: str, settings: dict[str, Any]
+    cfg: DictConfig,
+    spec: Any,
+    weights: dict,
+    stages: int | str,
+    backend: str,
+    settings: dict[str, Any],
 ) -> dict[str, Any]:
-    """Collect segments with the policy in the loop; every worker collects concurrently."""
+    """Collect segments with the policy in the loop; every worker collects concurrently. Under
+    pipeline_stages=auto the warm-up lasts until every worker's probe has chosen a schedule."""
     from rl_post.runtime.build import plan_layout
 
     cfg = cfg.copy()
@@ -269,24 +311,40 @@ def measure_rollout(
     start_s = time.perf_counter()
     pool = _rollout_pool(cfg, spec, layout, weights, backend)
     startup_s = time.perf_counter() - start_s
+
+    def collect(reset: bool) -> tuple[list[Any], float]:
+        start = time.perf_counter()
+        pending = [pool.submit_collect(w, steps, [reset]) for w in range(len(pool))]
+        results = [seg for p in pending for seg in pool.result(p)]
+        return results, time.perf_counter() - start
+
+    warmup_segments = 0
     try:
-        for i in range(warmup + settings["rollout_segments"]):
-            reset = i == 0 or bool(cfg.train.reset_each_segment)
-            start = time.perf_counter()
-            pending = [pool.submit_collect(w, steps, reset) for w in range(len(pool))]
-            results = [pool.result(p) for p in pending]
-            elapsed = time.perf_counter() - start
-            if i >= warmup:
-                segment_steps.append(sum(int(seg.steps.sum()) for seg, _ in results))
-                segment_seconds.append(elapsed)
-                timings.extend(t for _, t in results)
+        while warmup_segments < warmup or any(
+            r["schedule"] is None for r in pool.call("pipeline_report")
+        ):
+            if warmup_segments >= warmup + MAX_PROBE_SEGMENTS:
+                raise RuntimeError("pipeline_stages=auto did not decide within the bench warm-up")
+            collect(reset=warmup_segments == 0 or bool(cfg.train.reset_each_segment))
+            warmup_segments += 1
+        cpu_before = process_tree_times()
+        for _ in range(settings["rollout_segments"]):
+            results, elapsed = collect(reset=bool(cfg.train.reset_each_segment))
+            segment_steps.append(sum(int(seg.steps.sum()) for seg, _ in results))
+            segment_seconds.append(elapsed)
+            timings.extend(t for _, t in results)
+        cpu_seconds = cpu_seconds_by_kind(cpu_before, process_tree_times())
+        reports = pool.call("pipeline_report")
     finally:
         pool.close()
-    summary = summarize_rollout(segment_steps, segment_seconds, timings)
+    summary = summarize_rollout(segment_steps, segment_seconds, timings, cpu_seconds)
     summary.update(
         backend=backend,
         pipeline_stages=stages,
-        effective_stages=layout.stages,
+        effective_stages=max(int(r["effective_stages"]) for r in reports),
+        shards_per_worker=layout.stages,
+        pipeline=reports,
+        warmup_segments=warmup_segments,
         num_workers=layout.num_workers,
         startup_s=startup_s,
     )
@@ -378,8 +436,24 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
         },
         **{f"train_{r['mode']}": r["ratio_to_sim"] for r in train},
     }
+    report["async_expected"] = async_expectation(train)
     report["resolved_config"] = OmegaConf.to_container(cfg, resolve=True)
     return report
+
+
+def async_expectation(train: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The expected async gain from the sync run's phases, next to the measured async ratio."""
+    by_mode = {r["mode"]: r for r in train}
+    if "sync" not in by_mode:
+        return None
+    sync = by_mode["sync"]
+    expected = expected_async(sync)
+    sync_ratio, speedup = sync["ratio_to_sim"], expected["speedup"]
+    expected["ratio_to_sim"] = (
+        sync_ratio * speedup if sync_ratio is not None and speedup is not None else None
+    )
+    expected["measured_async_ratio_to_sim"] = by_mode.get("async", {}).get("ratio_to_sim")
+    return expected
 
 
 # ---- output -------------------------------------------------------------------------------------------
@@ -392,6 +466,7 @@ def measurement_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             "sim_reference": report["sim"]["env_steps_per_s"],
             "ratio_to_sim": 1.0,
             "time_fraction": {"sim": 1.0},
+            "core_ms_per_env_step": report["sim"].get("core_ms_per_env_step"),
         }
     ]
     for r in report["rollout"]:
@@ -404,6 +479,7 @@ def measurement_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "sim_reference": r["sim_reference_env_steps_per_s"],
                 "ratio_to_sim": r["ratio_to_sim"],
                 "time_fraction": r["time_fraction"],
+                "core_ms_per_env_step": r.get("cpu", {}).get("core_ms_per_env_step"),
             }
         )
     for r in report["train"]:
@@ -423,10 +499,14 @@ TABLE_PHASES = ("sim", "inference", "learner", "weight_sync", "idle")
 
 
 def format_table(report: dict[str, Any]) -> str:
-    header = f"{'measurement':<34}{'env-steps/s':>12}{'sim ref':>9}{'x sim':>7}" + "".join(
-        f"{p[:8]:>9}" for p in TABLE_PHASES
+    header = (
+        f"{'measurement':<34}{'env-steps/s':>12}{'sim ref':>9}{'x sim':>7}{'cpu ms':>8}"
+        + "".join(f"{p[:8]:>9}" for p in TABLE_PHASES)
     )
-    lines = [header + "   (time fractions of wall clock)", "-" * len(header)]
+    lines = [
+        header + "   (cpu ms: core-ms per env step; time fractions of wall clock)",
+        "-" * len(header),
+    ]
     for row in measurement_rows(report):
         fractions = row["time_fraction"]
         cells = "".join(
@@ -435,7 +515,11 @@ def format_table(report: dict[str, Any]) -> str:
         r = row["ratio_to_sim"]
         ratio_cell = f"{r:>7.2f}" if r is not None else f"{'-':>7}"
         ref = f"{row['sim_reference']:>9.1f}"
-        lines.append(f"{row['label']:<34}{row['env_steps_per_s']:>12.1f}{ref}{ratio_cell}{cells}")
+        cpu = row.get("core_ms_per_env_step")
+        cpu_cell = f"{cpu:>8.2f}" if cpu is not None else f"{'-':>8}"
+        lines.append(
+            f"{row['label']:<34}{row['env_steps_per_s']:>12.1f}{ref}{ratio_cell}{cpu_cell}{cells}"
+        )
     for training in report.get("train", []):
         breakdown = training.get("learner_breakdown") or {}
         if not breakdown:
@@ -447,6 +531,15 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{name} {phase['fraction_of_update']:.0%}"
                 for name, phase in breakdown["phases"].items()
             )
+        )
+    expected = report.get("async_expected")
+    if expected and expected["ratio_to_sim"] is not None:
+        measured = expected["measured_async_ratio_to_sim"]
+        lines.append(
+            f"async expected with spare cores: max(collect {expected['collect_s']:.2f} s, update "
+            f"{expected['update_s']:.2f} s) instead of their sum = {expected['speedup']:.2f}x sync "
+            f"= {expected['ratio_to_sim']:.2f} x sim"
+            + (f" (measured async here: {measured:.2f} x sim)" if measured is not None else "")
         )
     sim = report["sim"]
     runs = ", ".join(f"{r:.1f}" for r in sim["runs_env_steps_per_s"])

@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rl_post.actors.env_worker import EnvShard, LocalEnvHandle, RayEnvHandle, env_worker_actor_class
+from rl_post.actors.pipeline import LOCKSTEP, PIPELINED, ProbeSettings, parse_pipeline_stages
 from rl_post.actors.rollout_worker import RolloutWorker
 from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
@@ -22,10 +23,11 @@ from rl_post.envs.spec import ObsSpec
 @dataclass(frozen=True)
 class RolloutLayout:
     num_workers: int
-    stages: int
+    stages: int  # env shards per worker
     envs_per_worker: int
     envs_per_shard: int
     seed_stride: int
+    schedule: str = PIPELINED  # pipelined | lockstep | auto (rl_post/actors/pipeline.py)
 
     def shard_seed_offset(self, worker: int, stage: int) -> int:
         return (worker * self.stages + stage) * self.seed_stride
@@ -44,13 +46,50 @@ def plan_layout(num_envs: int, group_size: int, runtime_cfg: DictConfig) -> Roll
             f"with whole groups of {group_size}; choose num_envs as a multiple of workers x group size"
         )
     per_worker = num_envs // workers
-    stages = max(1, int(runtime_cfg.pipeline_stages))
+    stages, schedule = parse_pipeline_stages(runtime_cfg.pipeline_stages)
     # A shard must hold whole groups (a group resets together); fall back to fewer stages if not.
     while stages > 1 and (per_worker % stages != 0 or (per_worker // stages) % group_size != 0):
         stages -= 1
+    if stages == 1:
+        schedule = LOCKSTEP
     return RolloutLayout(
-        workers, stages, per_worker, per_worker // stages, int(runtime_cfg.env_seed_stride)
+        workers,
+        stages,
+        per_worker,
+        per_worker // stages,
+        int(runtime_cfg.env_seed_stride),
+        schedule,
     )
+
+
+def probe_settings(runtime_cfg: DictConfig) -> ProbeSettings:
+    probe = runtime_cfg.get("pipeline_probe") or {}
+    defaults = ProbeSettings()
+    return ProbeSettings(
+        block_steps=int(probe.get("block_steps", defaults.block_steps)),
+        blocks=int(probe.get("blocks", defaults.blocks)),
+        min_gain=float(probe.get("min_gain", defaults.min_gain)),
+    )
+
+
+ENV_SHARD_PLACEMENTS = ("auto", "in_process", "actor")
+
+
+def env_shards_in_process(runtime_cfg: DictConfig, env_cfg: DictConfig) -> bool:
+    """Where a Ray rollout worker's env shards live (runtime.placement.env_shards).
+
+    auto: in the rollout worker's own process for the cpu backend, whose env processes are separate
+    already (an EnvWorker actor in between only adds a Ray round trip and a process per chunk-step;
+    measured in the README), and in EnvWorker actors for the gpu backend, where the actor is the
+    simulator's process."""
+    wanted = str(runtime_cfg.placement.get("env_shards", "auto"))
+    if wanted not in ENV_SHARD_PLACEMENTS:
+        raise ConfigError(
+            f"runtime.placement.env_shards={wanted!r}; valid choices: {', '.join(ENV_SHARD_PLACEMENTS)}"
+        )
+    if wanted == "auto":
+        return str(env_cfg.backend) == "cpu"
+    return wanted == "in_process"
 
 
 def rollout_device(runtime_cfg: DictConfig) -> str:
@@ -84,6 +123,8 @@ def _make_worker(
         device=device,
         seed=int(cfg.seed) * 1000 + worker_index,
         store_end_obs=bool(cfg.get("reward", {}).get("needs_end_obs", False)),
+        schedule=layout.schedule,
+        probe_settings=probe_settings(cfg.runtime),
     )
 
 
@@ -118,13 +159,21 @@ class RolloutActor:
         torch.set_num_threads(max(1, int(cfg_dict["runtime"]["torch_threads"])))
         cfg = OmegaConf.create(cfg_dict)
         placement = cfg.runtime.placement
-        env_actor = env_worker_actor_class(
-            float(placement.env_worker_num_cpus), float(placement.env_worker_num_gpus)
-        )
+        factory: Any
+        if env_shards_in_process(cfg.runtime, cfg.env):
 
-        def factory(stage: int) -> RayEnvHandle:
-            offset = layout.shard_seed_offset(worker_index, stage)
-            return RayEnvHandle(env_actor.remote(cfg.env, layout.envs_per_shard, offset))
+            def factory(stage: int) -> LocalEnvHandle:
+                offset = layout.shard_seed_offset(worker_index, stage)
+                return LocalEnvHandle(EnvShard(cfg.env, layout.envs_per_shard, offset))
+
+        else:
+            env_actor = env_worker_actor_class(
+                float(placement.env_worker_num_cpus), float(placement.env_worker_num_gpus)
+            )
+
+            def factory(stage: int) -> RayEnvHandle:
+                offset = layout.shard_seed_offset(worker_index, stage)
+                return RayEnvHandle(env_actor.remote(cfg.env, layout.envs_per_shard, offset))
 
         policy = build_policy(cfg.model, spec)
         policy.load_state_dict(weights)
@@ -133,8 +182,8 @@ class RolloutActor:
             policy, factory, layout, worker_index, int(cfg.env.num_envs), cfg, device
         )
 
-    def collect_segment(self, num_steps: int, reset: bool) -> Any:
-        return self.worker.collect_segment(num_steps, reset)
+    def collect_segments(self, num_steps: int, resets: list[bool]) -> Any:
+        return self.worker.collect_segments(num_steps, resets)
 
     def set_weights(self, version: int, state: dict) -> int:
         return self.worker.set_weights(version, state)
@@ -148,11 +197,24 @@ class RolloutActor:
     def pop_events(self) -> list[str]:
         return self.worker.pop_events()
 
+    def pipeline_report(self) -> dict:
+        return self.worker.pipeline_report()
+
     def ready(self) -> bool:
         return all(shard.wait(shard.submit("ping")) for shard in self.worker.shards)
 
     def env_actor_ids(self) -> list[Any]:
-        return [shard.actor for shard in self.worker.shards]  # type: ignore[attr-defined]
+        """EnvWorker actors (runtime.placement.env_shards=actor); empty for in-process shards."""
+        return [shard.actor for shard in self.worker.shards if isinstance(shard, RayEnvHandle)]
+
+    def env_process_ids(self) -> list[int]:
+        """The CPU backend's env processes of in-process shards."""
+        return [
+            pid
+            for shard in self.worker.shards
+            if isinstance(shard, LocalEnvHandle)
+            for pid in shard.shard.worker_pids()
+        ]
 
     def close(self) -> None:
         self.worker.close()

@@ -4,9 +4,14 @@ sync:  launch collection on every worker with the current weights, wait, return 
 With `segments_per_update` = K > 1 every worker collects K segments back to back, so one update sees
 K x num_envs x steps_per_segment decisions: a large batch without more env processes (on a CPU,
 envs beyond the core count add memory, not throughput).
-async: every worker always has one collection in flight; a worker whose segment is taken is relaunched
+async: every worker always has one collection in flight; a worker whose batch is taken is relaunched
        at once, so collection of the next batch overlaps the learner's update of this one. Decisions
        produced by weights older than `max_staleness` versions are masked out and counted.
+
+A worker's K segments of one update are ONE call (`collect_segments`), not K calls: were they
+launched one by one, only the first segment of the next batch could be in flight during the update
+and async iterations would take max(collect/K, update) + collect*(K-1)/K instead of
+max(collect, update).
 """
 
 from __future__ import annotations
@@ -64,8 +69,9 @@ class SegmentCollector:
         self._first = True
 
     def _launch(self, index: int) -> None:
-        reset = self.reset_each_segment or self._first
-        self._in_flight[index] = self.pool.submit_collect(index, self.steps_per_segment, reset)
+        first = self.reset_each_segment or self._first
+        resets = [first] + [self.reset_each_segment] * (self.segments_per_update - 1)
+        self._in_flight[index] = self.pool.submit_collect(index, self.steps_per_segment, resets)
 
     def gather(self, current_version: int) -> GatherResult:
         start = time.perf_counter()
@@ -73,25 +79,21 @@ class SegmentCollector:
             if self._in_flight[i] is None:
                 self._launch(i)
         self._first = False
-        wanted = self.segments_per_update
-        per_worker: list[list[tuple[Segment, dict[str, float]]]] = [
-            [] for _ in range(len(self.pool))
-        ]
-        while any(len(r) < wanted for r in per_worker):
-            # A worker that has its share keeps its next (async) segment in flight for the next update.
-            needed = [
-                p if len(per_worker[i]) < wanted else None for i, p in enumerate(self._in_flight)
-            ]
+        per_worker: list[list[tuple[Segment, dict[str, float]]] | None] = [None] * len(self.pool)
+        while any(r is None for r in per_worker):
+            # A worker that has delivered keeps its next (async) batch in flight for the next update.
+            needed = [p if per_worker[i] is None else None for i, p in enumerate(self._in_flight)]
             for i in self.pool.ready(needed):
-                per_worker[i].append(self.pool.result(self._in_flight[i]))
+                per_worker[i] = self.pool.result(self._in_flight[i])
                 self._in_flight[i] = None
-                if self.mode == "async" or len(per_worker[i]) < wanted:
+                if self.mode == "async":
                     self._launch(i)
         wait_s = time.perf_counter() - start
         # Worker-major order: worker 0's segments first, in collection order.
-        segments = [segment for results in per_worker for segment, _ in results]
-        worker_of = [i for i, results in enumerate(per_worker) for _ in results]
-        timings = [_sum_timings([t for _, t in results]) for results in per_worker]
+        delivered = [results for results in per_worker if results is not None]
+        segments = [segment for results in delivered for segment, _ in results]
+        worker_of = [i for i, results in enumerate(delivered) for _ in results]
+        timings = [_sum_timings([t for _, t in results]) for results in delivered]
         dropped, max_lag = 0, 0
         for segment in segments:
             d, lag = mask_stale(segment, current_version, self.max_staleness)

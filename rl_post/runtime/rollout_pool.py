@@ -2,7 +2,7 @@
 
 In-process workers run their collection in a background thread, so `runtime.mode=async` overlaps
 collection and learning even without Ray; Ray workers are threaded actors (max_concurrency=2) so
-`set_weights` lands while `collect_segment` is running and is picked up at the next chunk-step.
+`set_weights` lands while `collect_segments` is running and is picked up at the next chunk-step.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ class LocalRolloutPool:
     def __len__(self) -> int:
         return len(self.workers)
 
-    def submit_collect(self, index: int, num_steps: int, reset: bool) -> Future:
-        return self._threads[index].submit(self.workers[index].collect_segment, num_steps, reset)
+    def submit_collect(self, index: int, num_steps: int, resets: list[bool]) -> Future:
+        """Worker `index` collects len(resets) segments back to back (see collect_segments)."""
+        return self._threads[index].submit(self.workers[index].collect_segments, num_steps, resets)
 
     def ready(self, pending: list[Any], timeout: float | None = None) -> list[int]:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -61,8 +62,8 @@ class RayRolloutPool:
     def __len__(self) -> int:
         return len(self.workers)
 
-    def submit_collect(self, index: int, num_steps: int, reset: bool) -> Any:
-        return self.workers[index].collect_segment.remote(num_steps, reset)
+    def submit_collect(self, index: int, num_steps: int, resets: list[bool]) -> Any:
+        return self.workers[index].collect_segments.remote(num_steps, resets)
 
     def ready(self, pending: list[Any], timeout: float | None = None) -> list[int]:
         import ray

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from rl_post.bench.throughput import (
+    async_expectation,
     bench_settings,
+    expected_async,
     format_table,
     learning_curve,
     ratio,
@@ -57,6 +59,37 @@ def test_summarize_training_needs_iterations_after_warmup():
         summarize_training([_row(1, 10, 1.0)], warmup=1)
 
 
+def test_expected_async_overlaps_collection_with_the_rest_of_the_iteration():
+    # Two sync iterations of 3 s: 2 s waiting for segments, 1 s update + push.
+    sync_run = {
+        "seconds": 6.0,
+        "iterations_measured": 2,
+        "time_s_per_iteration": {"driver_wait": 2.0},
+    }
+    e = expected_async(sync_run)
+    assert e["collect_s"] == 2.0 and e["update_s"] == pytest.approx(1.0)
+    assert e["async_iteration_s"] == 2.0 and e["speedup"] == pytest.approx(1.5)
+    # Learner-bound: 1 s collection, 3 s rest -> 4 s / 3 s.
+    e = expected_async(
+        {"seconds": 4.0, "iterations_measured": 1, "time_s_per_iteration": {"driver_wait": 1.0}}
+    )
+    assert e["async_iteration_s"] == 3.0 and e["speedup"] == pytest.approx(4 / 3)
+
+
+def test_async_expectation_scales_the_sync_ratio_and_keeps_the_measured_one():
+    sync = {
+        "mode": "sync",
+        "seconds": 6.0,
+        "iterations_measured": 2,
+        "time_s_per_iteration": {"driver_wait": 2.0},
+        "ratio_to_sim": 0.4,
+    }
+    out = async_expectation([sync, {"mode": "async", "ratio_to_sim": 0.45}])
+    assert out is not None
+    assert out["ratio_to_sim"] == pytest.approx(0.6) and out["measured_async_ratio_to_sim"] == 0.45
+    assert async_expectation([{"mode": "async", "ratio_to_sim": 0.45}]) is None
+
+
 def test_learning_curve_keeps_missing_success_as_none():
     curve = learning_curve([_row(1, 8, 1.0)])
     assert curve == [
@@ -71,6 +104,10 @@ def test_summarize_rollout_sums_workers_and_segments():
     assert s["time_fraction"]["sim"] == pytest.approx(0.2)
     assert s["time_fraction"]["inference"] == pytest.approx(0.3)
     assert s["time_fraction"]["other"] == pytest.approx(0.4)  # 1.8 - 0.4 - 0.6 over 2 s
+    assert "cpu" not in s
+    s = summarize_rollout([40, 40], [1.0, 1.0], [timing], {"env_process": 0.16, "driver": 0.04})
+    assert s["cpu"]["core_ms_per_env_step"] == pytest.approx(2.5)  # 200 ms over 80 steps
+    assert s["cpu"]["cores_used"] == pytest.approx(0.1)
 
 
 def test_summarize_sim_averages_bracketing_runs_and_reports_drift():
@@ -93,6 +130,10 @@ def test_bench_settings_reject_unknown_choices_and_empty_measurement():
         bench_settings(load_config("bench_train", ["bench.train_modes=[serial]"]))
     with pytest.raises(ConfigError, match="raise train.iterations"):
         bench_settings(load_config("bench_train", ["train.iterations=1"]))
+    with pytest.raises(ConfigError, match="use auto"):
+        bench_settings(load_config("bench_train", ["bench.pipeline_stages=[1,0]"]))
+    stages = bench_settings(load_config("bench_train", ["bench.pipeline_stages=[1,auto]"]))
+    assert stages["pipeline_stages"] == [1, "auto"]
 
 
 TINY_BENCH = [
@@ -106,6 +147,8 @@ TINY_BENCH = [
     "bench.sim_steps=8",
     "bench.sim_warmup_steps=0",
     "bench.rollout_segments=1",
+    "runtime.pipeline_probe.block_steps=2",
+    "runtime.pipeline_probe.blocks=1",
 ]
 
 
@@ -118,14 +161,19 @@ def test_bench_writes_json_png_and_table(tmp_path, capsys):
         report
     )
     assert report["machine"]["host"] and report["config"]["num_envs"] == 2
-    # paired: one sim run first, then one after each of the 4 measurements
-    assert report["sim"]["chunk_size"] == 4 and len(report["sim"]["runs_env_steps_per_s"]) == 5
-    assert report["sim"]["env_steps"] == 5 * 16
+    # paired: one sim run first, then one after each of the 5 measurements
+    assert report["sim"]["chunk_size"] == 4 and len(report["sim"]["runs_env_steps_per_s"]) == 6
+    assert report["sim"]["env_steps"] == 6 * 16
     assert [(r["backend"], r["pipeline_stages"]) for r in report["rollout"]] == [
         ("local", 1),
         ("local", 2),
+        ("local", "auto"),
     ]
-    assert [r["effective_stages"] for r in report["rollout"]] == [1, 2]
+    assert [r["effective_stages"] for r in report["rollout"][:2]] == [1, 2]
+    auto = report["rollout"][2]
+    assert auto["shards_per_worker"] == 2 and auto["effective_stages"] in (1, 2)
+    assert auto["pipeline"][0]["schedule"] in ("lockstep", "pipelined")
+    assert auto["warmup_segments"] >= 2  # the probe's 4 chunk-steps span segments of 2
     assert [r["mode"] for r in report["train"]] == ["sync", "async"]
     for row in report["train"]:
         assert row["iterations_measured"] == 1 and row["env_steps"] > 0
@@ -134,6 +182,7 @@ def test_bench_writes_json_png_and_table(tmp_path, capsys):
     assert set(report["ratios_to_sim"]) == {
         "rollout_local_pipeline1",
         "rollout_local_pipeline2",
+        "rollout_local_pipelineauto",
         "train_sync",
         "train_async",
     }
@@ -146,9 +195,17 @@ def test_bench_writes_json_png_and_table(tmp_path, capsys):
     assert second_rollout["ratio_to_sim"] == pytest.approx(
         second_rollout["env_steps_per_s"] / second_rollout["sim_reference_env_steps_per_s"]
     )
+    expected = report["async_expected"]
+    assert expected["measured_async_ratio_to_sim"] == report["ratios_to_sim"]["train_async"]
+    assert expected["ratio_to_sim"] == pytest.approx(
+        report["ratios_to_sim"]["train_sync"] * expected["speedup"]
+    )
+    assert "async expected with spare cores" in out
     table = format_table(report)
-    # header, rule, sim, 2 rollouts, 2 trainings, a learner breakdown per training, the sim note
-    assert table.count("\n") == 9
+    # header, rule, sim, one row per rollout and training run, a learner breakdown per training
+    # run, the async expectation, the sim-runs footer
+    lines = 2 + 1 + len(report["rollout"]) + 2 * len(report["train"]) + 1 + 1
+    assert table.count("\n") == lines - 1
     assert table.count("learner breakdown (") == 2 and "forward" in table
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from rl_post.config import ConfigError, load_config
-from rl_post.runtime.build import plan_layout
+from rl_post.runtime.build import env_shards_in_process, plan_layout
 
 
 def runtime(**overrides):
@@ -40,3 +40,25 @@ def test_cluster_presets_compose_into_a_valid_gpu_layout(cluster):
     gpus = cfg.runtime.placement
     per_worker = gpus.rollout_worker_num_gpus + layout.stages * gpus.env_worker_num_gpus
     assert per_worker == pytest.approx(1.0)
+
+
+def test_auto_stages_build_two_shards_and_fall_back_to_one_when_groups_do_not_split():
+    layout = plan_layout(4, 1, runtime(pipeline_stages="auto"))
+    assert (layout.stages, layout.envs_per_shard, layout.schedule) == (2, 2, "auto")
+    layout = plan_layout(4, 4, runtime(pipeline_stages="auto"))  # one group of 4: one shard
+    assert (layout.stages, layout.schedule) == (1, "lockstep")
+    assert plan_layout(4, 1, runtime(pipeline_stages=2)).schedule == "pipelined"
+    with pytest.raises(ConfigError, match="runtime.pipeline_stages"):
+        plan_layout(4, 1, runtime(pipeline_stages=0))
+
+
+def test_env_shards_live_in_the_rollout_process_for_cpu_envs_and_in_actors_for_gpu_envs():
+    cpu = load_config("train")
+    gpu = load_config("train", ["env=pickcube_gpu"])
+    assert env_shards_in_process(cpu.runtime, cpu.env)
+    assert not env_shards_in_process(gpu.runtime, gpu.env)
+    forced = load_config("train", ["runtime.placement.env_shards=actor"])
+    assert not env_shards_in_process(forced.runtime, forced.env)
+    bad = load_config("train", ["runtime.placement.env_shards=remote"])
+    with pytest.raises(ConfigError, match="valid choices: auto, in_process, actor"):
+        env_shards_in_process(bad.runtime, bad.env)
