@@ -149,6 +149,8 @@ def test_save_load_round_trip_makes_the_next_update_identical(tmp_path):
         torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0)
     assert stats.keys() == expected_stats.keys()
     for key, value in stats.items():
+        if key.startswith("time_"):  # wall-clock phase timers differ from run to run
+            continue
         assert value == expected_stats[key] or (
             math.isnan(value) and math.isnan(expected_stats[key])
         )
