@@ -50,6 +50,8 @@ def load_tokenizer(path: str | None, name_hint: str | None = None) -> Any:
     from transformers import AutoTokenizer
 
     folder = Path(path)
+    if (folder / "policy").is_dir() and not has_tokenizer_files(folder):
+        folder = folder / "policy"  # a training checkpoint: <run>/checkpoints/iter_N/policy
     if folder.is_dir() and has_tokenizer_files(folder):
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     name = name_hint or _tokenizer_name_in(folder)
