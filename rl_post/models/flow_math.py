@@ -120,8 +120,10 @@ def sample_chain(
     one_step: bool,
     sampled_dims: int,
     generator: torch.Generator | None = None,
+    prior: bool = True,
 ) -> FlowChain:
     """Run K denoising steps from x_1 [N, H, D]; stochastic steps draw N(mean, std^2).
+    prior=False: x_1 was not sampled (a fixed start), so it adds no log N(x_1; 0, I) term.
 
     Random draws, in order: the one stochastic step per sample (one_step), then per step a
     standard normal of x's full shape (only its first `sampled_dims` entries are used).
@@ -133,7 +135,11 @@ def sample_chain(
     x = x_1
     chain = [x]
     prior_x = x[..., :a]
-    logprob = gaussian_log_density(prior_x, torch.zeros_like(prior_x), torch.ones_like(prior_x))
+    logprob = (
+        gaussian_log_density(prior_x, torch.zeros_like(prior_x), torch.ones_like(prior_x))
+        if prior
+        else torch.zeros_like(prior_x)
+    )
     sde_step = None
     if stochastic and one_step:
         sde_step = torch.randint(0, num_steps, (n,), generator=generator, device=device)
@@ -187,8 +193,10 @@ def chain_log_likelihood(
     std: torch.Tensor,
     stochastic: torch.Tensor,
     sampled_dims: int,
+    prior: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact log-prob and entropy estimate [N, H, A] of a stored chain.
+    """Exact log-prob and entropy estimate [N, H, A] of a stored chain (prior=False: x_1 was a
+    fixed start and has no density or entropy term).
 
     mean/std [N*K, H, A]: the transitions recomputed from chain_steps(chain) with the current
     weights; stochastic [N, K] from stochastic_step_mask. log p = log N(x_1; 0, I) + the SUM of the
@@ -201,7 +209,11 @@ def chain_log_likelihood(
     step_entropy = gaussian_entropy(std).unflatten(0, (n, k))
     mask = stochastic[:, :, None, None]
     x_1 = chain[:, 0, ..., :a]
-    prior = gaussian_log_density(x_1, torch.zeros_like(x_1), torch.ones_like(x_1))
-    logprob = prior + torch.where(mask, step_logprob, 0.0).sum(dim=1)
-    entropy = 0.5 * (LOG_2PI + 1.0) + torch.where(mask, step_entropy, 0.0).sum(dim=1)
+    if prior:
+        prior_logprob = gaussian_log_density(x_1, torch.zeros_like(x_1), torch.ones_like(x_1))
+        prior_entropy = 0.5 * (LOG_2PI + 1.0)
+    else:
+        prior_logprob, prior_entropy = torch.zeros_like(x_1), 0.0
+    logprob = prior_logprob + torch.where(mask, step_logprob, 0.0).sum(dim=1)
+    entropy = prior_entropy + torch.where(mask, step_entropy, 0.0).sum(dim=1)
     return logprob, entropy

@@ -23,6 +23,7 @@ from rl_post.config import ConfigError
 VLA_KINDS = ("smolvla", "pi0")
 FLOW_SAMPLERS = ("flow_noise", "flow_sde", "ode")
 SDE_MODES = ("all", "one")
+INITIAL_NOISE = ("random", "zero")
 LIKELIHOOD_ACTIONS = ("all", "executed")
 TRAIN_MODES = ("expert", "lora", "all")
 VALUE_SOURCES = ("prefix", "expert")
@@ -127,6 +128,7 @@ class VLAModelConfig:
     obs: ObsMappingConfig = field(default_factory=ObsMappingConfig)
     # ---- RL (same meaning as the tiny flow policy's keys) ----
     sampler: str = "flow_noise"
+    initial_noise: str = "random"  # random: x_1 ~ N(0, I) (LeRobot) | zero: a fixed start
     noise_level: float = 0.5
     sde_mode: str = "all"
     sde_t_max: float | None = None
@@ -202,6 +204,7 @@ def _choice(value: str, choices: tuple[str, ...], key: str) -> None:
 def _validate(cfg: VLAModelConfig) -> None:
     _choice(cfg.kind, VLA_KINDS, "kind")
     _choice(cfg.sampler, FLOW_SAMPLERS, "sampler")
+    _choice(cfg.initial_noise, INITIAL_NOISE, "initial_noise")
     _choice(cfg.sde_mode, SDE_MODES, "sde_mode")
     _choice(cfg.likelihood_actions, LIKELIHOOD_ACTIONS, "likelihood_actions")
     _choice(cfg.train, TRAIN_MODES, "train")

@@ -239,16 +239,15 @@ class VLAFlowPolicy(nn.Module):
                 return velocity, x, x  # mean/std unused by ODE steps
             return velocity, *self._transition(x, velocity, hidden, t)
 
-        shape = (n, self.action_horizon, self.config.max_action_dim)
-        x_1 = torch.randn(shape, generator=generator, device=self.device)
         sampled = sample_chain(
-            x_1,
+            self._initial_noise(n, generator),
             self.num_steps,
             step,
             stochastic=stochastic,
             one_step=self._one_step(),
             sampled_dims=self.action_dim,
             generator=generator,
+            prior=self.config.initial_noise == "random",
         )
         stored = {"chain": sampled.chain}
         if sampled.sde_step is not None:
@@ -259,6 +258,53 @@ class VLAFlowPolicy(nn.Module):
             value=self._value(cache),
             stored=stored,
         )
+
+    def _initial_noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """x_1 [n, H, 32]: N(0, I) as in LeRobot, or zeros (model.initial_noise=zero)."""
+        shape = (n, self.action_horizon, self.config.max_action_dim)
+        if self.config.initial_noise == "zero":
+            return torch.zeros(shape, device=self.device)
+        return torch.randn(shape, generator=generator, device=self.device)
+
+    @torch.no_grad()
+    def noise_share(
+        self,
+        obs: dict[str, object],
+        num_initial: int,
+        num_draws: int,
+        generator: torch.Generator | None = None,
+    ) -> float:
+        """Share of the sampled actions' variance that the chain likelihood sees (the learner's
+        noise-share diagnostic, as FlowMatchingPolicy.noise_share defines it): E[Var(a | x_1)] /
+        Var(a) over the likelihood's actions, from `num_initial` x_1 x `num_draws` chains."""
+        self._require_likelihood()
+        if num_initial < 1 or num_draws < 2:
+            raise ValueError("noise_share needs num_initial >= 1 and num_draws >= 2")
+        if self.config.initial_noise == "zero":
+            num_initial, num_draws = 1, num_initial * num_draws
+        cache = self.encode(obs)
+        n, reps = cache.pad.shape[0], num_initial * num_draws
+        x_1 = self._initial_noise(n * num_initial, generator).repeat_interleave(num_draws, dim=0)
+        many = cache.repeat(reps)
+
+        def step(x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            velocity, hidden = self._velocity(x, t, many)
+            return velocity, *self._transition(x, velocity, hidden, t)
+
+        chain = sample_chain(
+            x_1,
+            self.num_steps,
+            step,
+            stochastic=True,
+            one_step=self._one_step(),
+            sampled_dims=self.action_dim,
+            generator=generator,
+        ).chain
+        actions = self._likelihood_slice(chain[:, -1, :, : self.action_dim])
+        actions = actions.reshape(n, num_initial, num_draws, -1).double()
+        within = actions.var(dim=2).mean(dim=1).sum(dim=-1)
+        total = actions.reshape(n, reps, -1).var(dim=1).sum(dim=-1)
+        return float(within.sum() / total.sum()) if float(total.sum()) > 0 else float("nan")
 
     def evaluate(self, obs: dict[str, object], stored: dict[str, torch.Tensor]) -> EvalOutput:
         """Recompute the stored chains' log-probs with the current weights (one VLM pass, all K
@@ -278,7 +324,9 @@ class VLAFlowPolicy(nn.Module):
             )
         stochastic = stochastic_step_mask(n, k, sde_step, chain.device)
         with _fp32(chain.device):
-            logprob, entropy = chain_log_likelihood(chain, mean, std, stochastic, self.action_dim)
+            logprob, entropy = chain_log_likelihood(
+                chain, mean, std, stochastic, self.action_dim, self.config.initial_noise == "random"
+            )
         return EvalOutput(
             logprob=self._likelihood_slice(logprob),
             entropy=self._likelihood_slice(entropy),

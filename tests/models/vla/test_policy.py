@@ -217,3 +217,15 @@ def test_obs_without_images_or_instruction_is_a_clear_error(kind):
         policy.act({k: v for k, v in obs.items() if k != "instruction"})
     fixed = make_policy(kind, obs={"instruction": "pick up the cube"})
     assert fixed.act({k: v for k, v in obs.items() if k != "instruction"}).actions.shape[0] == 2
+
+
+def test_fixed_initial_noise_is_exact_and_fully_likelihood_visible(kind):
+    policy = make_policy(kind, initial_noise="zero", sampler="flow_sde", sde_mode="all")
+    obs = make_obs(2)
+    out = policy.act(obs, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out.stored["chain"][:, 0], torch.zeros_like(out.stored["chain"][:, 0]))
+    assert torch.allclose(policy.evaluate(obs, out.stored).logprob, out.logprob, atol=1e-5)
+    assert policy.noise_share(obs, 2, 3, torch.Generator().manual_seed(1)) == pytest.approx(1.0)
+    random_start = make_policy(kind, sampler="flow_sde", sde_mode="all")
+    share = random_start.noise_share(obs, 3, 3, torch.Generator().manual_seed(1))
+    assert 0.0 < share < 1.0
