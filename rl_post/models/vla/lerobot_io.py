@@ -44,7 +44,7 @@ from rl_post.models.vla.inputs import (
     check_action_dims,
     input_layout,
 )
-from rl_post.models.vla.tokenizer import BYTE_TOKENIZER_NAME
+from rl_post.models.vla.tokenizer import BYTE_TOKENIZER_NAME, has_tokenizer_files
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,12 @@ def saved_model_config(folder: LeRobotFolder) -> VLAModelConfig:
             f"{folder.path} is a plain LeRobot folder; pass the model config that describes it "
             f"(e.g. rl-post train model={folder.kind} init_from={folder.path})"
         )
-    return parse_vla_config(folder.rl_post["model_config"])
+    raw = dict(folder.rl_post["model_config"])
+    if has_tokenizer_files(
+        folder.path
+    ):  # rl_post saves the tokenizer: the folder is self-contained
+        raw["tokenizer_path"] = str(folder.path)
+    return parse_vla_config(raw)
 
 
 def saved_spec(folder: LeRobotFolder) -> ObsSpec:
