@@ -98,7 +98,9 @@ def smolvla_attention(
     b, lq, h, d = q.shape
     k, v = _expand_kv(k, h), _expand_kv(v, h)
     scores = torch.matmul(q.float().transpose(1, 2), k.float().transpose(1, 2).transpose(2, 3))
-    scores = scores * d**-0.5
+    # float32 before masking, as the reference does: under bf16 autocast the matmul is bf16 and
+    # float32's minimum would round to -inf there (NaN rows for padded queries)
+    scores = (scores * d**-0.5).float()
     scores = torch.where(mask[:, None], scores, torch.finfo(torch.float32).min)
     probs = F.softmax(scores, dim=-1).to(v.dtype)
     out = torch.matmul(probs, v.permute(0, 2, 1, 3))

@@ -229,3 +229,15 @@ def test_fixed_initial_noise_is_exact_and_fully_likelihood_visible(kind):
     random_start = make_policy(kind, sampler="flow_sde", sde_mode="all")
     share = random_start.noise_share(obs, 3, 3, torch.Generator().manual_seed(1))
     assert 0.0 < share < 1.0
+
+
+def test_bf16_autocast_evaluate_is_finite_and_close(kind):
+    """The GPU learner runs evaluate() under bf16 autocast (learner.precision=bf16)."""
+    policy = make_policy(kind, sampler="flow_sde", sde_mode="one")
+    obs = make_obs(3)
+    out = policy.act(obs, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        evaluated = policy.evaluate(obs, out.stored)
+    assert evaluated.logprob.dtype == torch.float32
+    assert torch.isfinite(evaluated.logprob).all() and torch.isfinite(evaluated.value).all()
+    assert (evaluated.logprob - out.logprob).abs().max() < 0.1
