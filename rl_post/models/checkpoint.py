@@ -41,6 +41,7 @@ from rl_post.models.base_policy import VALUE_HEAD_PREFIX, VLAPolicyBase
 from rl_post.models.config import ModelConfig, parse_model_config
 from rl_post.models.factory import build_policy
 from rl_post.models.normalization import STAT_KEYS
+from rl_post.models.vla.config import VLA_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,12 @@ def _stats_from_json(raw: dict[str, list[float | None]], key_sign: dict[str, flo
 def save_policy(
     policy: VLAPolicyBase, path: str | os.PathLike, extra_meta: dict[str, Any] | None = None
 ) -> Path:
-    """Write `policy` to directory `path` (created; existing checkpoint files are replaced)."""
+    """Write `policy` to directory `path` (created; existing checkpoint files are replaced).
+    SmolVLA / pi0 policies are written in LeRobot's pretrained_model layout."""
+    if getattr(policy, "kind", None) in VLA_KINDS:
+        from rl_post.models.vla.lerobot_io import save_lerobot_policy
+
+        return save_lerobot_policy(policy, path, extra_meta)
     weights = {k: v for k, v in policy.state_dict().items() if not k.startswith(NORMALIZER_PREFIX)}
     meta = {
         "format": FORMAT_NAME,
@@ -135,6 +141,21 @@ def _require_file(folder: Path, name: str) -> Path:
 
 def read_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
     """Read and check meta + config (no weights)."""
+    from rl_post.models.vla.lerobot_io import lerobot_dir
+
+    lerobot = lerobot_dir(path)
+    if lerobot is not None:
+        from rl_post.models.vla.lerobot_io import (
+            read_lerobot_folder,
+            saved_model_config,
+            saved_spec,
+        )
+
+        folder_info = read_lerobot_folder(lerobot)
+        meta = folder_info.rl_post or {"format": "lerobot", "kind": folder_info.kind}
+        return CheckpointInfo(
+            lerobot, meta, saved_model_config(folder_info), saved_spec(folder_info)
+        )
     folder = Path(path)
     if not folder.is_dir():
         raise ConfigError(
@@ -185,6 +206,17 @@ def _check_architecture(info: CheckpointInfo, cfg: ModelConfig) -> None:
 
 def check_checkpoint_compatible(path: str | os.PathLike, model_cfg: Any, spec: ObsSpec) -> None:
     """Fail early (before workers start) if the checkpoint cannot serve this config and env."""
+    from rl_post.models.vla.lerobot_io import check_lerobot_config, lerobot_dir, read_lerobot_folder
+
+    if lerobot_dir(path) is not None:
+        cfg = parse_model_config(model_cfg)
+        if cfg.kind not in VLA_KINDS:
+            raise ConfigError(
+                f"{path} is a LeRobot policy folder but model '{cfg.name}' is kind '{cfg.kind}'; "
+                f"use model={read_lerobot_folder(path).kind}"
+            )
+        check_lerobot_config(read_lerobot_folder(path), cfg, spec)
+        return
     info = read_checkpoint(path)
     cfg = parse_model_config(model_cfg)
     _check_architecture(info, cfg)
@@ -216,6 +248,10 @@ def load_policy(
     runtime keys such as the sampler come from it). spec: the env's ObsSpec, checked against the
     checkpoint's (state/action dims, cameras) and used for the rebuilt policy.
     """
+    from rl_post.models.vla.lerobot_io import lerobot_dir, load_lerobot_policy
+
+    if lerobot_dir(path) is not None:  # SmolVLA / pi0 in LeRobot's layout (strict)
+        return load_lerobot_policy(path, expect_config, spec, device)
     info = read_checkpoint(path)
     cfg = info.model_config
     if expect_config is not None:

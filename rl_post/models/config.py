@@ -133,12 +133,20 @@ def _to_plain(raw: Any) -> dict[str, Any]:
     return dict(raw)
 
 
-def parse_model_config(raw: Any) -> ModelConfig:
-    """Check and freeze a model config (DictConfig, dict or ModelConfig)."""
+def parse_model_config(raw: Any) -> Any:
+    """Check and freeze a model config (DictConfig, dict or ModelConfig). Kinds smolvla / pi0
+    (the real VLAs, rl_post.models.vla) give a VLAModelConfig."""
+    from rl_post.models.vla.config import VLA_KINDS, VLAModelConfig, parse_vla_config
+
+    if isinstance(raw, VLAModelConfig):
+        return raw
     if isinstance(raw, ModelConfig):
         cfg = raw
     else:
-        cfg = _build(ModelConfig, _to_plain(raw), "model config")
+        plain = _to_plain(raw)
+        if plain.get("kind") in VLA_KINDS:
+            return parse_vla_config(plain)
+        cfg = _build(ModelConfig, plain, "model config")
     _validate(cfg)
     return cfg
 

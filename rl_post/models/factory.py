@@ -12,6 +12,7 @@ from rl_post.models.base_policy import VLAPolicyBase
 from rl_post.models.config import parse_model_config
 from rl_post.models.flow_policy import FlowMatchingPolicy
 from rl_post.models.token_policy import TokenPolicy
+from rl_post.models.vla.config import VLA_KINDS
 
 POLICY_CLASSES: dict[str, type[VLAPolicyBase]] = {
     "flow": FlowMatchingPolicy,
@@ -19,14 +20,19 @@ POLICY_CLASSES: dict[str, type[VLAPolicyBase]] = {
 }
 
 
-def build_policy(model_cfg: Any, spec: ObsSpec) -> VLAPolicyBase:
+def build_policy(model_cfg: Any, spec: ObsSpec) -> Any:
     """Randomly initialised policy (seed torch beforehand for a reproducible init).
 
     model_cfg: the `model` DictConfig, a plain dict or a ModelConfig. The policy implements
     rl_post.models.policy.TrainablePolicy and lives on the CPU; move it with `.to(device)`.
     """
     cfg = parse_model_config(model_cfg)
-    policy = POLICY_CLASSES[cfg.kind](cfg, spec)
+    if cfg.kind in VLA_KINDS:  # SmolVLA / pi0 on transformers (imported only when used)
+        from rl_post.models.vla import build_vla_policy
+
+        policy = build_vla_policy(cfg, spec)
+    else:
+        policy = POLICY_CLASSES[cfg.kind](cfg, spec)
     freeze_modules(policy, cfg.frozen_modules)
     return policy
 

@@ -27,7 +27,14 @@ def test_bytes_tokenizer_truncates():
     assert tok.vocab_size == 257
 
 
-@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+# The real VLAs (smolvla*, pi0*) need camera images and are hundreds of millions of parameters;
+# tests/models/vla/test_config.py builds their tiny configs and counts the real ones' parameters.
+SMALL_MODEL_CONFIGS = [
+    p for p in sorted(CONFIG_DIR.glob("*.yaml")) if not p.stem.startswith(("smolvla", "pi0"))
+]
+
+
+@pytest.mark.parametrize("path", SMALL_MODEL_CONFIGS, ids=lambda p: p.stem)
 def test_every_model_config_builds(path):
     cfg = parse_model_config(model_config(path.stem))
     assert cfg.name == path.stem and cfg.execute_steps <= cfg.action_horizon
