@@ -5,8 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TRAIN_ARGS ?=
 TEST_ARGS ?=
+RECIPE ?= pickcube_flow_ppo
 
-.PHONY: setup train test test-fast bench bench-sim sweep lint format clean
+.PHONY: setup train test test-fast proof bench bench-sim sweep lint format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +17,9 @@ train: setup
 
 test: setup
 	@bash scripts/run_tests.sh $(TEST_ARGS)
+
+proof: setup
+	$(VENV)/bin/rl-post proof $(RECIPE) proof.publish=true
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e and not sim" $(TEST_ARGS)

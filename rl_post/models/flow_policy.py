@@ -30,14 +30,12 @@ from rl_post.models.backbone import BackboneOutput
 from rl_post.models.base_policy import VLAPolicyBase, check_act_mode, masked_mean
 from rl_post.models.config import ModelConfig
 from rl_post.models.flow_math import (
-    LOG_2PI,
     bounded_sigma,
-    gaussian_entropy,
-    gaussian_log_density,
-    ode_step,
-    sde_sigma,
-    sde_step_mean_std,
-    time_grid,
+    chain_log_likelihood,
+    chain_steps,
+    sample_chain,
+    stochastic_step_mask,
+    transition_mean_std,
 )
 from rl_post.models.policy import ActMode, ActOutput, EvalOutput
 from rl_post.models.transformer import MLP, Block, sinusoidal_embedding
@@ -125,12 +123,17 @@ class FlowMatchingPolicy(VLAPolicyBase):
         self, x_t: torch.Tensor, velocity: torch.Tensor, hidden: torch.Tensor, t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std [B, H, A] of the stochastic step from x_t (t [B])."""
-        if self.config.sampler == "flow_noise":
-            return ode_step(x_t, velocity, self.dt), self.noise_head(hidden)
-        t3 = t[:, None, None]
-        sigma_t = sde_sigma(t3, self.config.noise_level, self.sde_t_max)
-        mean, std = sde_step_mean_std(x_t, velocity, t3, self.dt, sigma_t)
-        return mean, std.expand_as(mean)
+        flow_noise = self.config.sampler == "flow_noise"
+        return transition_mean_std(
+            self.config.sampler,
+            x_t,
+            velocity,
+            t,
+            self.dt,
+            noise_std=self.noise_head(hidden) if flow_noise else None,
+            noise_level=self.config.noise_level,
+            sde_t_max=self.sde_t_max,
+        )
 
     def _require_likelihood(self) -> None:
         if self.config.sampler == "ode":
@@ -177,11 +180,6 @@ class FlowMatchingPolicy(VLAPolicyBase):
             return torch.zeros(shape, device=self.device)
         return torch.randn(shape, generator=generator, device=self.device)
 
-    def _prior_logprob(self, x_1: torch.Tensor) -> torch.Tensor:
-        if self.config.initial_noise == "zero":
-            return torch.zeros_like(x_1)  # x_1 is not sampled: no density term
-        return gaussian_log_density(x_1, torch.zeros_like(x_1), torch.ones_like(x_1))
-
     def _sample(
         self,
         context: torch.Tensor,
@@ -190,36 +188,29 @@ class FlowMatchingPolicy(VLAPolicyBase):
         stochastic: bool,
         generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Run the K denoising steps from x_1 = x: (x_0 [N, H, A], chain [N, K+1, H, A], chain
-        log-prob [N, H, A], stored extras such as the one-step SDE's chosen step)."""
-        n, device = x.shape[0], x.device
-        grid = time_grid(self.num_steps, device)
+        """Run the K denoising steps from x_1 = x (flow_math.sample_chain): (x_0 [N, H, A], chain
+        [N, K+1, H, A], chain log-prob [N, H, A], stored extras such as the one-step SDE's step).
+        The prefix keys/values are computed once and shared by all K steps."""
         context_kv = self.expert.context_kv(context)
-        chain = [x]
-        logprob = self._prior_logprob(x)
-        stored: dict[str, torch.Tensor] = {}
-        if stochastic and self._one_step():
-            sde_step = torch.randint(0, self.num_steps, (n,), generator=generator, device=device)
-            stored["sde_step"] = sde_step
-        for i in range(self.num_steps):
-            t = grid[i].expand(n)
-            velocity, hidden = self.expert(x, t, None, context_mask, context_kv)
+
+        def step(x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            velocity, hidden = self.expert(x_t, t, None, context_mask, context_kv)
             if not stochastic:
-                x = ode_step(x, velocity, self.dt)
-            else:
-                mean, std = self._transition(x, velocity, hidden, t)
-                noise = torch.randn(x.shape, generator=generator, device=device)
-                sampled = mean + std * noise
-                step_logprob = gaussian_log_density(sampled, mean, std)
-                if "sde_step" in stored:
-                    chosen = (stored["sde_step"] == i)[:, None, None]
-                    x = torch.where(chosen, sampled, ode_step(x, velocity, self.dt))
-                    logprob = logprob + torch.where(chosen, step_logprob, 0.0)
-                else:
-                    x = sampled
-                    logprob = logprob + step_logprob
-            chain.append(x)
-        return x, torch.stack(chain, dim=1), logprob, stored
+                return velocity, velocity, velocity  # mean/std unused on the ODE path
+            return (velocity, *self._transition(x_t, velocity, hidden, t))
+
+        result = sample_chain(
+            x,
+            self.num_steps,
+            step,
+            stochastic=stochastic,
+            one_step=self._one_step(),
+            sampled_dims=self.action_dim,
+            generator=generator,
+            prior=self.config.initial_noise != "zero",
+        )
+        stored = {} if result.sde_step is None else {"sde_step": result.sde_step}
+        return result.chain[:, -1], result.chain, result.logprob, stored
 
     @torch.no_grad()
     def noise_share(
@@ -258,22 +249,21 @@ class FlowMatchingPolicy(VLAPolicyBase):
         """Recompute the chain log-prob with current parameters: all K steps in one batched pass."""
         self._require_likelihood()
         chain = self._check_chain(stored)
-        n, k = chain.shape[0], self.num_steps
+        n = chain.shape[0]
         out = self.encode(obs)
         context, context_mask = self.expert.context(out)
-        x_t = chain[:, :-1].flatten(0, 1)  # [N*K, H, A], sample-major
-        x_next = chain[:, 1:].flatten(0, 1)
-        t = time_grid(k, chain.device)[:-1].repeat(n)
+        x_t, _, t = chain_steps(chain)  # [N*K, H, A], sample-major
         # x_t is sample-major, so the K steps of one sample share its prefix keys/values
         velocity, hidden = self.expert(x_t, t, None, context_mask, self.expert.context_kv(context))
         mean, std = self._transition(x_t, velocity, hidden, t)
-        step_logprob = gaussian_log_density(x_next, mean, std).unflatten(0, (n, k))
-        step_entropy = gaussian_entropy(std).unflatten(0, (n, k))
-        stochastic = self._stochastic_steps(stored, n, chain.device)[:, :, None, None]
-        prior = self._prior_logprob(chain[:, 0])
-        logprob = prior + torch.where(stochastic, step_logprob, 0.0).sum(dim=1)
-        prior_entropy = 0.0 if self.config.initial_noise == "zero" else 0.5 * (LOG_2PI + 1.0)
-        entropy = prior_entropy + torch.where(stochastic, step_entropy, 0.0).sum(dim=1)
+        logprob, entropy = chain_log_likelihood(
+            chain,
+            mean,
+            std,
+            self._stochastic_steps(stored, n, chain.device),
+            self.action_dim,
+            prior=self.config.initial_noise != "zero",
+        )
         return EvalOutput(
             logprob=self._likelihood_slice(logprob),
             entropy=self._likelihood_slice(entropy),
@@ -300,15 +290,13 @@ class FlowMatchingPolicy(VLAPolicyBase):
         self, stored: dict[str, torch.Tensor], n: int, device: torch.device
     ) -> torch.Tensor:
         """[N, K] bool: which denoising steps were sampled (the rest were ODE steps)."""
-        if not self._one_step():
-            return torch.ones(n, self.num_steps, dtype=torch.bool, device=device)
-        if "sde_step" not in stored:
+        if self._one_step() and "sde_step" not in stored:
             raise ConfigError(
                 "model.sde_mode=one needs stored['sde_step'] from act(); the rollout was made "
                 "with a different sampler setting than the learner"
             )
-        steps = torch.arange(self.num_steps, device=device)
-        return stored["sde_step"].to(device)[:, None] == steps[None, :]
+        sde_step = stored["sde_step"] if self._one_step() else None
+        return stochastic_step_mask(n, self.num_steps, sde_step, device)
 
     # ----- supervised training -----------------------------------------------------------------
 
