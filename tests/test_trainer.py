@@ -116,9 +116,7 @@ def test_resume_continues_counters_and_reproduces_next_iteration(tmp_path):
         assert rows[1][key] == pytest.approx(reference[1][key], rel=1e-5, abs=1e-6), key
 
 
-@pytest.mark.parametrize(
-    "preset", ["pickcube_flow_ppo_rl", "pickcube_flow_grpo_rl", "pickcube_token_grpo_rl"]
-)
+@pytest.mark.parametrize("preset", ["flow_ppo_rl", "flow_grpo_rl", "token_grpo_rl"])
 def test_learning_proof_presets_compose_and_validate(preset):
     cfg = prepare_config(load_config("train", [f"presets={preset}"]))
     assert cfg.env.num_envs % cfg.env.group_size == 0
