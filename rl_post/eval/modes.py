@@ -2,9 +2,10 @@
 
 stochastic:    the model's configured sampler (Flow-Noise / Flow-SDE / token temperature): the
                policy RL trains and the one the rollouts' training success measures.
-deterministic: the flow ODE / the token argmax. A flow policy's ODE still starts from a random
-               x_1; it is drawn from the evaluation's seeded generator, so a deterministic result
-               repeats exactly for the same seeds, eval.num_envs and eval.generator_seed.
+deterministic: the flow ODE / the token argmax. A flow policy's ODE starts from a random x_1
+               (unless model.initial_noise=zero); it is drawn from the evaluation's seeded
+               generator, so a deterministic result repeats exactly for the same seeds,
+               eval.num_envs and eval.generator_seed.
 Metrics: eval/<mode>/* for every evaluated mode, and eval/* for the headline mode (eval.mode).
 """
 
@@ -18,8 +19,8 @@ from rl_post.config import ConfigError
 MODES = ("deterministic", "stochastic")
 MODE_NOTES = {
     "deterministic": (
-        "ODE from a seeded random x_1 (flow) or argmax (tokens); reproducible for the same "
-        "seeds, num_envs and generator_seed"
+        "ODE from a seeded random x_1, or x_1 = 0 with initial_noise=zero (flow), or argmax "
+        "(tokens); reproducible for the same seeds, num_envs and generator_seed"
     ),
     "stochastic": "the model's configured sampler, as RL trains it; seeded by generator_seed",
 }
