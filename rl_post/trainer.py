@@ -319,7 +319,7 @@ class Trainer:
         info = read_checkpoint(str(cfg.init_from))
         check_architecture(info, cfg.model)
         taken, warning = env_from_checkpoint(cfg, cfg.init_from, info.meta)
-        notes = [f"env from init_from: {describe(taken)}"]
+        notes = [] if taken is None else [f"env from init_from: {describe(taken)}"]
         return [*notes, warning] if warning else notes
 
     # ---- the loop --------------------------------------------------------------------------------

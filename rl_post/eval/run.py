@@ -1,8 +1,11 @@
 """`rl-post eval`: success rate of a policy checkpoint on a fixed seed suite.
 
 Seeds are eval.seed_base + [0, eval.episodes) for every task; the default base (1e9) is disjoint
-from training seeds (env.seed = 0..) and demo seeds (2e9..). Writes eval_report.json and
-eval_report.md to runs/<name>/<timestamp>/ and prints the table.
+from training seeds (env.seed = 0..) and demo seeds (2e9..). The env settings default to those the
+checkpoint records (models/checkpoint_env.py); the stochastic and the deterministic policy run on
+the same seeds (eval/modes.py). Writes eval_report.json and eval_report.md, with every setting
+that can change the number, to runs/eval-<checkpoint's run>-<checkpoint>-on-<task>/<timestamp>/
+and prints the tables.
 """
 
 from __future__ import annotations
@@ -132,7 +135,8 @@ def eval_main(cfg: DictConfig) -> int:
     info = read_checkpoint(str(e.checkpoint))
     taken, warning = env_from_checkpoint(cfg, e.checkpoint, info.meta)
     check_preset_serves_tasks(cfg)
-    print(f"[eval] env from the checkpoint: {describe(taken)}", flush=True)
+    if taken is not None:
+        print(f"[eval] env from the checkpoint: {describe(taken)}", flush=True)
     if warning:
         print(f"[eval] {warning}", flush=True)
     torch.set_num_threads(max(1, int(e.torch_threads)))
@@ -190,7 +194,7 @@ def eval_main(cfg: DictConfig) -> int:
             "checkpoint_run": info.meta.get("run"),
             "checkpoint_extra": info.meta.get("extra", {}),
             "env": {**env_record(cfg.env), "backend": str(cfg.env.backend)},
-            "env_from_checkpoint": sorted(taken),
+            "env_from_checkpoint": sorted(taken or {}),
             MISMATCH_FLAG: bool(cfg[MISMATCH_FLAG]),
             "episodes_per_task": len(seeds),
             "seeds": f"{seeds[0]}..{seeds[-1]}",

@@ -138,14 +138,15 @@ def describe(taken: Mapping[str, Any]) -> str:
 
 def env_from_checkpoint(
     cfg: DictConfig, path: Any, meta: Mapping[str, Any]
-) -> tuple[dict[str, Any], str | None]:
+) -> tuple[dict[str, Any] | None, str | None]:
     """Fill cfg.env from a checkpoint's recorded env (keys the user did not choose), then check
-    the interface. Returns (the settings taken, a warning to show or None)."""
+    the interface. Returns (the settings taken, None when the checkpoint records no env; a
+    warning or note to show, or None)."""
     from rl_post.config import EXPLICIT_ENV_KEY
 
     recorded = recorded_env(meta)
     if recorded is None:
-        return {}, (
+        return None, (
             f"NOTE: checkpoint {path} records no env settings (written before rl_post kept "
             "them): the env config is used as given and its task cannot be checked"
         )
