@@ -413,10 +413,12 @@ class Trainer:
             self.save_checkpoint()
         logger.close()
         self.close()
+        elapsed = time.perf_counter() - self.console.started
+        other = max(0.0, elapsed - self.wall_s - self.eval_wall_s)
         self.console.line(
-            f"rl-post train: done in {format_duration(self.wall_s + self.eval_wall_s)} (training "
-            f"{format_duration(self.wall_s)}, evaluation {format_duration(self.eval_wall_s)}); "
-            f"outputs in {self.run_dir}"
+            f"rl-post train: done in {format_duration(elapsed)} (training "
+            f"{format_duration(self.wall_s)}, evaluation {format_duration(self.eval_wall_s)}, "
+            f"start-up and checkpoints {format_duration(other)}); outputs in {self.run_dir}"
         )
         return 0
 
