@@ -636,14 +636,18 @@ class Trainer:
         return saved  # type: ignore[return-value]
 
     def _wait_for_actors(self, actors: list[Any], timeout_s: float) -> None:
-        """Wait for every env shard, then every rollout worker, showing k/N as they come up."""
+        """Wait for the rollout workers (which build their env shards in process on the cpu
+        backend), then for any EnvWorker actors, showing k/N as each comes up."""
         import ray
 
         deadline = time.monotonic() + timeout_s
         try:
-            shard_lists = ray.get([a.env_actor_ids.remote() for a in actors], timeout=timeout_s)
+            shard_lists = self._wait_counting(
+                [a.env_actor_ids.remote() for a in actors], "rollout workers started", deadline
+            )
             pings = [shard.ping.remote() for shards in shard_lists for shard in shards]
-            self._wait_counting(pings, "env shards ready", deadline)
+            if pings:  # env shards in EnvWorker actors (gpu backend, or placement.env_shards=actor)
+                self._wait_counting(pings, "env shard actors ready", deadline)
             self._wait_counting(
                 [a.ready.remote() for a in actors], "rollout workers ready", deadline
             )
@@ -653,18 +657,22 @@ class Trainer:
                 "`ray status` for missing CPU/GPU resources (runtime.placement.*_num_cpus/_num_gpus)"
             ) from None
 
-    def _wait_counting(self, pending: list[Any], what: str, deadline: float) -> None:
+    def _wait_counting(self, pending: list[Any], what: str, deadline: float) -> list[Any]:
+        """ray.get of `pending` (results in its order), one stage line per finished call."""
         import ray
 
         total, left = len(pending), list(pending)
+        results: dict[Any, Any] = {}
         while left:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ray.exceptions.GetTimeoutError(what)
             done, left = ray.wait(left, num_returns=1, timeout=remaining)
-            ray.get(done)  # raises the actor's start-up error, if any
+            for ref in done:
+                results[ref] = ray.get(ref)  # raises the actor's start-up error, if any
             if done:
                 self.console.stage(f"{what} {total - len(left)}/{total}")
+        return [results[ref] for ref in pending]
 
     def close(self) -> None:
         if self.eval_env is not None:
