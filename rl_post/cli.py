@@ -12,6 +12,16 @@ import sys
 from omegaconf import OmegaConf
 
 from rl_post.config import ConfigError, load_config
+from rl_post.console import Console
+
+# Long commands say what they do before importing torch & co (seconds on a busy machine).
+LOADING = {
+    "train": "loading torch, DeepSpeed and Ray",
+    "sft": "loading torch",
+    "eval": "loading torch and ManiSkill",
+    "collect-demos": "loading ManiSkill and its motion planners",
+    "reward-train": "loading torch and ManiSkill",
+}
 
 # command -> (config name, "module:function" taking the composed DictConfig)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -58,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         if show_cfg:
             print(OmegaConf.to_yaml(cfg, resolve=True))
             return 0
+        if command in LOADING:
+            Console().stage(f"rl-post {command}: config composed; {LOADING[command]}")
         module_name, func_name = target.split(":")
         func = getattr(importlib.import_module(module_name), func_name)
         result = func(cfg)

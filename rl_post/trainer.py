@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rl_post.config import ConfigError
+from rl_post.config import ConfigError, check_preset_serves_tasks, tasks_tag
+from rl_post.console import Console
 from rl_post.data.segment import Segment
 from rl_post.run_dir import existing_run_dir, new_run_dir, write_config
-from rl_post.run_logger import RunLogger
+from rl_post.run_logger import RunLogger, format_duration, format_eta, remaining_evals
 from rl_post.runtime.batch import advantage_inputs, batch_size, flatten_batch
 from rl_post.runtime.build import (
     build_learner,
@@ -36,6 +37,7 @@ from rl_post.runtime.rollout_pool import LocalRolloutPool, RayRolloutPool
 
 TRAINER_STATE_FILE = "trainer_state.pt"
 START_POLICY_DIR = "start_policy"
+LOG_FILE = "train.log"  # everything the run printed, library and worker output included
 
 
 def prepare_config(cfg: DictConfig) -> DictConfig:
@@ -88,7 +90,50 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
         )
     if int(cfg.train.iterations) < 1:
         raise ConfigError(f"train.iterations={cfg.train.iterations} must be >= 1")
+    if warmup >= int(cfg.train.iterations):
+        raise ConfigError(
+            f"train.critic_warmup_iterations={warmup} leaves no policy update: the warm-up counts "
+            f"toward train.iterations={cfg.train.iterations}; raise train.iterations above "
+            f"{warmup} or shorten the warm-up"
+        )
+    check_preset_serves_tasks(cfg)
     return cfg
+
+
+def startup_summary(cfg: DictConfig) -> list[str]:
+    """What the run will do, shown before anything slow starts: the update split (critic warm-up
+    counts toward train.iterations), the batch, and what evaluation will cost."""
+    from rl_post.eval.modes import eval_modes
+    from rl_post.eval.rollout import resolve_num_envs
+
+    total, warmup = int(cfg.train.iterations), int(cfg.train.critic_warmup_iterations)
+    split = (
+        f" = {warmup} critic warm-up (policy frozen) + {total - warmup} policy updates"
+        if warmup
+        else ""
+    )
+    segments = int(cfg.train.get("segments_per_update", 1))
+    lines = [
+        f"{tasks_tag(cfg.env.tasks)}, "
+        f"{cfg.model.name}, {cfg.algo.name} ({cfg.runtime.mode}); {total} update(s){split}; "
+        f"batch {cfg.env.num_envs} envs x {cfg.train.steps_per_segment} decisions"
+        + (f" x {segments} segments" if segments > 1 else "")
+    ]
+    episodes = int(cfg.eval.episodes)
+    if episodes > 0:
+        modes = eval_modes(str(cfg.eval.mode), bool(cfg.eval.get("both_modes", False)))
+        every = int(cfg.eval.every)
+        when = ("at start, " if bool(cfg.eval.at_start) else "") + (
+            f"every {every} updates and at the end" if every > 0 else "at the end"
+        )
+        tasks = len(set(cfg.env.tasks))
+        num_envs = resolve_num_envs(cfg.eval.num_envs, cfg.env, episodes * tasks)
+        lines.append(
+            f"evaluation {when}: {episodes} episodes x {tasks} task(s) x {len(modes)} mode(s) "
+            f"({', '.join(modes)}), up to {cfg.env.max_episode_steps} steps each, on {num_envs} "
+            "envs; timed apart from training (time/eval_s)"
+        )
+    return lines
 
 
 def seed_everything(seed: int) -> None:
@@ -161,45 +206,87 @@ def time_breakdown(
 
 
 class Trainer:
-    def __init__(self, cfg: DictConfig):
+    def __init__(self, cfg: DictConfig, console: Console | None = None):
         from rl_post.envs.factory import obs_spec_for
         from rl_post.models.checkpoint import load_policy
         from rl_post.models.factory import build_policy
 
+        self._owns_console = console is None  # the caller's console may capture fds 1 and 2
+        self.console = console = console or Console()
         self.resume_dir = existing_run_dir(cfg.resume) if cfg.resume else None
         if self.resume_dir is not None:
             cfg = self._merge_resume_config(cfg, self.resume_dir)
+        env_notes = self._env_from_init_checkpoint(cfg) if self.resume_dir is None else []
         self.cfg = cfg = prepare_config(cfg)
+        console.stage(f"config checked: {cfg.name}")
+        for note in env_notes:
+            console.stage(note)
+        for line in startup_summary(cfg):
+            console.stage(line)
         # Oversubscribed intra-op threads slow small CPU models by 10-50x on a shared machine.
         torch.set_num_threads(max(1, int(cfg.runtime.torch_threads)))
+        self.run_dir = self.resume_dir or new_run_dir(str(cfg.output_root), str(cfg.name))
+        write_config(
+            self.run_dir, cfg, "config.yaml" if self.resume_dir is None else "config.resume.yaml"
+        )
+        (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+        capture = str(cfg.logger.get("third_party_output", "console")) == "log_file"
+        console.open_log(self.run_dir / LOG_FILE, capture=capture and not self._owns_console)
+        console.stage(
+            f"outputs in {self.run_dir}"
+            + (f" (library and worker output: {LOG_FILE})" if console.capturing else "")
+        )
+        console.stage("probing the env for its observation and action spaces")
         self.spec = obs_spec_for(cfg.env)
         from rl_post.rewards.base import build_scorer, parse_reward_settings
 
         parse_reward_settings(cfg)  # a bad reward config fails before any worker starts
         policy = build_policy(cfg.model, self.spec)
         if cfg.init_from and self.resume_dir is None:
-            loaded = load_policy(str(cfg.init_from), expect_config=cfg.model, spec=self.spec)
+            from rl_post.models.checkpoint import check_checkpoint_compatible
+            from rl_post.models.checkpoint_env import MISMATCH_FLAG
+
+            allow = bool(cfg.get(MISMATCH_FLAG, False))
+            warning = check_checkpoint_compatible(
+                str(cfg.init_from), cfg.model, self.spec, allow_bound_mismatch=allow
+            )
+            if warning:
+                console.stage(warning)
+            loaded = load_policy(
+                str(cfg.init_from),
+                expect_config=cfg.model,
+                spec=self.spec,
+                allow_bound_mismatch=allow,
+            )
             policy.load_state_dict(loaded.state_dict())
         self.eval_policy = build_policy(cfg.model, self.spec)
         self.eval_policy.load_state_dict(policy.state_dict())
+        self.eval_env: Any = None
         seed_everything(int(cfg.seed))
 
-        self.run_dir = self.resume_dir or new_run_dir(str(cfg.output_root), str(cfg.name))
-        write_config(
-            self.run_dir, cfg, "config.yaml" if self.resume_dir is None else "config.resume.yaml"
-        )
-        (self.run_dir / "checkpoints").mkdir(exist_ok=True)
-
+        console.stage(f"building the learner ({cfg.learner.num_ranks} rank(s), DeepSpeed)")
         self.learner = build_learner(policy, cfg, self.spec)
+        console.stage("learner ready")
         self.layout = plan_layout(int(cfg.env.num_envs), int(cfg.env.group_size), cfg.runtime)
         weights = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
+        shards = self.layout.num_workers * self.layout.stages
         if bool(cfg.runtime.use_ray):
+            console.stage("starting Ray")
             init_ray(cfg.runtime)
+            console.stage(
+                f"rollout workers starting: {self.layout.num_workers} worker(s), {shards} env "
+                f"shard(s) of {self.layout.envs_per_shard} envs"
+            )
             actors = build_ray_actors(cfg, self.spec, self.layout, weights)
             self._wait_for_actors(actors, float(cfg.runtime.startup_timeout_s))
             self.pool: Any = RayRolloutPool(actors)
         else:
+            console.stage(
+                f"env shards starting in this process: {shards} shard(s) of "
+                f"{self.layout.envs_per_shard} envs"
+            )
             self.pool = LocalRolloutPool(build_local_workers(cfg, self.spec, self.layout, weights))
+            console.stage("rollout workers ready")
         self.collector = SegmentCollector(
             self.pool,
             steps_per_segment=int(cfg.train.steps_per_segment),
@@ -214,8 +301,26 @@ class Trainer:
         self.version = 0
         self.env_steps = 0
         self.wall_s = 0.0
+        self.eval_wall_s = 0.0
+        self.last_eval_s: float | None = None
         if self.resume_dir is not None:
             self._load_latest_checkpoint()
+
+    @staticmethod
+    def _env_from_init_checkpoint(cfg: DictConfig) -> list[str]:
+        """init_from: the env defaults to the checkpoint's recorded settings (the user's env=,
+        env.<key>= and the preset's env keys win); a task / obs / control mismatch is an error
+        unless allow_task_mismatch=true. Checks the model kind too, before anything starts."""
+        if not cfg.init_from:
+            return []
+        from rl_post.models.checkpoint import check_architecture, read_checkpoint
+        from rl_post.models.checkpoint_env import describe, env_from_checkpoint
+
+        info = read_checkpoint(str(cfg.init_from))
+        check_architecture(info, cfg.model)
+        taken, warning = env_from_checkpoint(cfg, cfg.init_from, info.meta)
+        notes = [] if taken is None else [f"env from init_from: {describe(taken)}"]
+        return [*notes, warning] if warning else notes
 
     # ---- the loop --------------------------------------------------------------------------------
     def run(self) -> int:
@@ -228,13 +333,14 @@ class Trainer:
             total,
             self.iteration,
             str(cfg.name),
+            console=self.console,
         )
-        logger.message(f"rl-post train: outputs in {self.run_dir}")
         if self.iteration == 0:
             self._save_start_policy()
         if self.iteration == 0 and bool(cfg.eval.at_start) and int(cfg.eval.episodes) > 0:
             # The "before" point of the learning curve, measured by the same code as every later one.
             logger.log(0, {**self.evaluate(), "perf/env_steps": 0.0, "perf/wall_s": 0.0})
+        logger.start(self._phase())
         try:
             while self.iteration < total and not self._budget_spent():
                 start = time.perf_counter()
@@ -292,7 +398,7 @@ class Trainer:
                 logger.log(self.iteration, metrics)  # 7. log
                 if evaluated:
                     self._plot_learning_curve()
-                logger.progress(self.iteration, metrics)
+                logger.progress(self.iteration, metrics, self._eta(iteration_s), self._phase())
                 if self._due(cfg.checkpoint.every):  # 8. checkpoint
                     self.save_checkpoint()
         except KeyboardInterrupt:
@@ -307,7 +413,13 @@ class Trainer:
             self.save_checkpoint()
         logger.close()
         self.close()
-        print(f"rl-post train: done; outputs in {self.run_dir}")
+        elapsed = time.perf_counter() - self.console.started
+        other = max(0.0, elapsed - self.wall_s - self.eval_wall_s)
+        self.console.line(
+            f"rl-post train: done in {format_duration(elapsed)} (training "
+            f"{format_duration(self.wall_s)}, evaluation {format_duration(self.eval_wall_s)}, "
+            f"start-up and checkpoints {format_duration(other)}); outputs in {self.run_dir}"
+        )
         return 0
 
     def _save_start_policy(self) -> None:
@@ -317,12 +429,40 @@ class Trainer:
 
         target = self.run_dir / START_POLICY_DIR
         if not target.exists():
-            save_policy(self.eval_policy, target, extra_meta={"iteration": 0})
+            save_policy(
+                self.eval_policy,
+                target,
+                extra_meta={"iteration": 0},
+                env=self.cfg.env,
+                run=str(self.cfg.name),
+            )
 
     def _budget_spent(self) -> bool:
         """train.max_env_steps (0: no budget) ends the run at the first update that reaches it."""
         budget = int(self.cfg.train.get("max_env_steps", 0) or 0)
         return budget > 0 and self.env_steps >= budget
+
+    def _phase(self) -> str:
+        """The bar's label: the critic warm-up counts toward train.iterations, so with one the
+        label shows which part the run is in and how far: 'train [critic warm-up 3/10]', then
+        'train [policy 5/50]' (the bar itself counts all iterations)."""
+        warmup = int(self.cfg.train.critic_warmup_iterations)
+        total = int(self.cfg.train.iterations)
+        if warmup <= 0:
+            return "train"
+        if self.iteration < warmup:
+            return f"train [critic warm-up {self.iteration}/{warmup}]"
+        return f"train [policy {self.iteration - warmup}/{total - warmup}]"
+
+    def _eta(self, last_iteration_s: float) -> str:
+        """Remaining time from training iterations only, plus the evaluations still due."""
+        per_iteration = self.wall_s / self.iteration if self.iteration else last_iteration_s
+        left = int(self.cfg.train.iterations) - self.iteration
+        evals = remaining_evals(
+            self.iteration, int(self.cfg.train.iterations), int(self.cfg.eval.every)
+        )
+        eval_s = (self.last_eval_s or 0.0) * evals if int(self.cfg.eval.episodes) > 0 else 0.0
+        return format_eta(per_iteration * left, eval_s)
 
     def _due(self, every: int) -> bool:
         every = int(every)
@@ -341,34 +481,48 @@ class Trainer:
 
     # ---- evaluation ---------------------------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
-        from rl_post.eval.run import evaluate_policy
+        """Held-out evaluation of the current policy in every mode of eval.modes (the headline
+        eval.mode first) on the same seeds; the eval envs start once and serve every evaluation."""
+        from rl_post.eval.modes import eval_metrics, eval_modes, one_line
+        from rl_post.eval.rollout import evaluate_policy, make_eval_env, resolve_num_envs
 
         cfg = self.cfg
-        if int(cfg.eval.episodes) <= 0:
+        episodes = int(cfg.eval.episodes)
+        if episodes <= 0:
             return {}
+        started = time.perf_counter()
         self.eval_policy.load_state_dict(self.learner.policy_state(), strict=False)
-        seeds = [int(cfg.eval.seed_base) + i for i in range(int(cfg.eval.episodes))]
-        report = evaluate_policy(
-            self.eval_policy,
-            cfg.env,
-            seeds=seeds,
-            mode=str(cfg.eval.mode),
-            num_envs=min(int(cfg.eval.num_envs), len(seeds)),
-        )
-        overall = report["tasks"]["overall"]
-        print(
-            f"[eval] iteration {self.iteration}: {overall['successes']}/{overall['episodes']} "
-            f"= {overall['success_rate']:.1%} [{overall['ci_low']:.1%}, {overall['ci_high']:.1%}]"
-            f" ({cfg.eval.mode})",
-            flush=True,
+        seeds = [int(cfg.eval.seed_base) + i for i in range(episodes)]
+        modes = eval_modes(str(cfg.eval.mode), bool(cfg.eval.get("both_modes", False)))
+        tasks = list(dict.fromkeys(cfg.env.tasks))
+        num_envs = resolve_num_envs(cfg.eval.num_envs, cfg.env, episodes * len(tasks))
+        if self.eval_env is None:
+            self.console.line(f"[eval] starting {num_envs} eval envs (kept for every evaluation)")
+            self.eval_env = make_eval_env(cfg.env, num_envs, episodes)
+        reports = {
+            mode: evaluate_policy(
+                self.eval_policy,
+                cfg.env,
+                seeds=seeds,
+                mode=mode,
+                num_envs=num_envs,
+                generator_seed=int(cfg.eval.get("generator_seed", 0)),
+                progress=True,
+                progress_file=self.console.stream,
+                env=self.eval_env,
+            )
+            for mode in modes
+        }
+        self.last_eval_s = time.perf_counter() - started
+        self.eval_wall_s += self.last_eval_s
+        self.console.line(
+            f"[eval] iteration {self.iteration}: {one_line(reports)} "
+            f"({format_duration(self.last_eval_s)})"
         )
         return {
-            "eval/successes": float(overall["successes"]),
-            "eval/episodes": float(overall["episodes"]),
-            "eval/success_rate": float(overall["success_rate"]),
-            "eval/ci_low": float(overall["ci_low"]),
-            "eval/ci_high": float(overall["ci_high"]),
-            "eval/episode_length": float(overall.get("mean_length", float("nan"))),
+            **eval_metrics(reports, modes[0]),
+            "time/eval_s": self.last_eval_s,
+            "perf/eval_wall_s": self.eval_wall_s,
         }
 
     # ---- checkpoints ------------------------------------------------------------------------------
@@ -389,6 +543,8 @@ class Trainer:
             self.eval_policy,
             partial / TRAINING_CHECKPOINT_POLICY_DIR,
             extra_meta={"iteration": self.iteration},
+            env=self.cfg.env,
+            run=str(self.cfg.name),
         )
         self.learner.save(partial / "learner")
         state = {
@@ -480,21 +636,54 @@ class Trainer:
         return saved  # type: ignore[return-value]
 
     def _wait_for_actors(self, actors: list[Any], timeout_s: float) -> None:
+        """Wait for the rollout workers (which build their env shards in process on the cpu
+        backend), then for any EnvWorker actors, showing k/N as each comes up."""
         import ray
 
+        deadline = time.monotonic() + timeout_s
         try:
-            ray.get([a.ready.remote() for a in actors], timeout=timeout_s)
+            shard_lists = self._wait_counting(
+                [a.env_actor_ids.remote() for a in actors], "rollout workers started", deadline
+            )
+            pings = [shard.ping.remote() for shards in shard_lists for shard in shards]
+            if pings:  # env shards in EnvWorker actors (gpu backend, or placement.env_shards=actor)
+                self._wait_counting(pings, "env shard actors ready", deadline)
+            self._wait_counting(
+                [a.ready.remote() for a in actors], "rollout workers ready", deadline
+            )
         except ray.exceptions.GetTimeoutError:
             raise RuntimeError(
                 f"rollout workers did not start within runtime.startup_timeout_s={timeout_s:g}s; check "
                 "`ray status` for missing CPU/GPU resources (runtime.placement.*_num_cpus/_num_gpus)"
             ) from None
 
+    def _wait_counting(self, pending: list[Any], what: str, deadline: float) -> list[Any]:
+        """ray.get of `pending` (results in its order), one stage line per finished call."""
+        import ray
+
+        total, left = len(pending), list(pending)
+        results: dict[Any, Any] = {}
+        while left:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ray.exceptions.GetTimeoutError(what)
+            done, left = ray.wait(left, num_returns=1, timeout=remaining)
+            for ref in done:
+                results[ref] = ray.get(ref)  # raises the actor's start-up error, if any
+            if done:
+                self.console.stage(f"{what} {total - len(left)}/{total}")
+        return [results[ref] for ref in pending]
+
     def close(self) -> None:
+        if self.eval_env is not None:
+            self.eval_env.close()
+            self.eval_env = None
         self.scorer.close()
         self.pool.close()
         if hasattr(self.learner, "close"):
             self.learner.close()
+        if self._owns_console:
+            self.console.close()
 
 
 def _interrupt_on_sigterm() -> None:
@@ -509,5 +698,13 @@ def _interrupt_on_sigterm() -> None:
 
 def train_main(cfg: DictConfig) -> int:
     _interrupt_on_sigterm()
-    trainer = Trainer(cfg)
-    return trainer.run()
+    console = Console()
+    try:
+        trainer = Trainer(cfg, console)
+        return trainer.run()
+    except BaseException:
+        if console.log_path is not None:
+            console.line(f"rl-post train: stopped; the full log is {console.log_path}")
+        raise
+    finally:
+        console.close()

@@ -29,6 +29,6 @@ def test_unknown_command_lists_the_commands(capsys):
 
 
 def test_a_train_preset_given_to_eval_names_the_mismatch(capsys):
-    assert main(["eval", "presets=pickcube_flow_grpo_rl", "--cfg"]) == 2
+    assert main(["eval", "presets=flow_grpo_rl", "--cfg"]) == 2
     err = capsys.readouterr().err
-    assert "preset 'pickcube_flow_grpo_rl' sets the" in err and "another command" in err
+    assert "preset 'flow_grpo_rl' sets the" in err and "another command" in err

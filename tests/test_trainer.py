@@ -1,5 +1,6 @@
 """The driver in serial mode (no Ray): same components, one process."""
 
+import json
 import shutil
 
 import pytest
@@ -78,6 +79,75 @@ def test_eval_at_start_critic_warmup_and_learning_curve(tmp_path):
     assert rows[1]["learner/policy_lr_scale"] == 0.0
     assert rows[2]["learner/policy_lr_scale"] == 1.0 and "eval/success_rate" in rows[2]
     assert (trainer.run_dir / "learning_curve.png").stat().st_size > 0
+    # both policies on the same seeds, the headline (eval.mode) under eval/*, eval time apart
+    for row in (rows[0], rows[2]):
+        assert row["eval/deterministic/episodes"] == 2 and row["eval/stochastic/episodes"] == 2
+        assert row["eval/success_rate"] == row["eval/deterministic/success_rate"]
+        assert row["time/eval_s"] > 0
+    assert "time/eval_s" not in rows[1] and rows[2]["perf/eval_wall_s"] > rows[0]["time/eval_s"]
+    # the eval envs started once and served all evaluations; the checkpoint records its env
+    meta = json.loads(
+        (trainer.run_dir / "checkpoints" / "iter_000002" / "policy" / "meta.json").read_text()
+    )
+    assert meta["env"]["tasks"] == ["PickCube-v1"] and meta["env"]["max_episode_steps"] == 16
+    assert meta["run"] == "PickCube-v1-flow_tiny-ppo"
+    assert trainer.eval_env is None  # closed with the run
+
+
+def test_first_time_train_shows_stages_keeps_library_output_in_the_log(tmp_path):
+    """What a new user sees: start-up stages from the first second, the split of critic warm-up
+    and policy updates, an ETA, [eval] lines on lines of their own, and no DeepSpeed / Ray
+    warnings on the console (they are in the run's train.log)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.trainer_helpers import TINY
+
+    args = [
+        *TINY,
+        "runtime=serial",
+        "train.iterations=2",
+        "train.critic_warmup_iterations=1",
+        "eval.episodes=1",
+        "eval.num_envs=1",
+        "eval.every=1",
+        f"output_root={tmp_path}",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "rl_post.cli", "train", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={k: v for k, v in os.environ.items() if k not in DIST_ENV_VARS},
+    )
+    console = done.stdout + done.stderr
+    assert done.returncode == 0, console[-3000:]
+    stages = [
+        "rl-post train: config composed",
+        "config checked: PickCube-v1-flow_tiny-ppo",
+        "2 update(s) = 1 critic warm-up (policy frozen) + 1 policy updates",
+        "outputs in",
+        "probing the env",
+        "learner ready",
+        "rollout workers ready",
+    ]
+    positions = [console.find(stage) for stage in stages]
+    assert -1 not in positions and positions == sorted(positions), list(
+        zip(stages, positions, strict=True)
+    )
+    assert console.lstrip().startswith("[start")
+    assert "train [critic warm-up 0/1]" in console and "train [policy" in console
+    assert "eta " in console
+    eval_lines = [line for line in console.split("\n") if "[eval] iteration" in line]
+    assert len(eval_lines) == 3  # before training, after each of the 2 updates
+    for line in eval_lines:  # drawn over a cleared bar, never glued to it
+        assert line.split("\r")[-1].lstrip().startswith("[eval] iteration"), repr(line)
+    assert "real_accelerator" not in console and "[WARNING]" not in console
+    (log,) = tmp_path.glob("*/*/train.log")
+    text = log.read_text()
+    assert "real_accelerator" in text  # DeepSpeed's start-up warning, kept in the run's log
+    assert "config checked" in text and "rl-post train: done" in console
 
 
 def test_critic_warmup_needs_a_critic(tmp_path):
@@ -116,9 +186,7 @@ def test_resume_continues_counters_and_reproduces_next_iteration(tmp_path):
         assert rows[1][key] == pytest.approx(reference[1][key], rel=1e-5, abs=1e-6), key
 
 
-@pytest.mark.parametrize(
-    "preset", ["pickcube_flow_ppo_rl", "pickcube_flow_grpo_rl", "pickcube_token_grpo_rl"]
-)
+@pytest.mark.parametrize("preset", ["flow_ppo_rl", "flow_grpo_rl", "token_grpo_rl"])
 def test_learning_proof_presets_compose_and_validate(preset):
     cfg = prepare_config(load_config("train", [f"presets={preset}"]))
     assert cfg.env.num_envs % cfg.env.group_size == 0

@@ -103,6 +103,54 @@ def check_policy_fits(policy: Any, spec: Any) -> None:
         )
 
 
+def auto_num_envs(env_cfg: Any, jobs: int) -> int:
+    """eval.num_envs=auto: one CPU sim process per core (at least 4: more waves overlap the
+    policy's inference), or the training env count on the GPU backend (one process holds all);
+    never more than there are episodes to run."""
+    import os
+
+    if str(env_cfg.get("backend", "cpu")) == "gpu":
+        wanted = int(env_cfg.get("num_envs", 4))
+    else:
+        wanted = max(4, os.cpu_count() or 1)
+    return max(1, min(wanted, jobs))
+
+
+def resolve_num_envs(value: Any, env_cfg: Any, jobs: int) -> int:
+    if str(value) == "auto":
+        return auto_num_envs(env_cfg, jobs)
+    if isinstance(value, bool) or int(value) < 1:
+        raise ConfigError(f"eval.num_envs must be a positive integer or auto, got {value!r}")
+    return min(int(value), jobs)
+
+
+def eval_env_settings(
+    env_cfg: Any, num_envs: int, episodes: int, tasks: Sequence[str] | None = None
+) -> tuple[dict[str, Any], Any]:
+    """(env config dict, EnvSettings) of the evaluation env: every task once per sub-env cycle,
+    at most one sub-env per episode, synchronized waves, one sub-env per group."""
+    base = parse_env_settings(env_cfg, tasks=tasks, check_device=False)
+    task_list = list(dict.fromkeys(base.tasks))
+    n = max(len(task_list), min(int(num_envs), len(task_list) * episodes))
+    cfg = eval_env_config(env_cfg, n)
+    cfg["tasks"] = task_list
+    settings = replace(
+        base, num_envs=n, tasks=tuple(task_list), reset_mode="synchronized", group_size=1
+    )
+    return cfg, settings
+
+
+def make_eval_env(
+    env_cfg: Any, num_envs: int, episodes: int, tasks: Sequence[str] | None = None
+) -> Any:
+    """The vector env `evaluate_policy(env=...)` runs on; keep it to evaluate again without
+    starting its processes anew (the trainer does)."""
+    from rl_post.envs.factory import make_vector_env
+
+    cfg, _ = eval_env_settings(env_cfg, num_envs, episodes, tasks)
+    return make_vector_env(cfg)
+
+
 def evaluate_policy(
     policy: Any,
     env_cfg: Any,
@@ -114,23 +162,29 @@ def evaluate_policy(
     generator_seed: int = 0,
     tasks: Sequence[str] | None = None,
     progress: bool = False,
+    progress_file: Any = None,
+    env: Any = None,
 ) -> dict[str, Any]:
     """Run every task of `env_cfg` (or `tasks`) on every seed once; return a JSON-able report.
 
-    report = {"metric", "mode", "seeds", "tasks": {task|"overall": summary dict},
-              "episodes": [EpisodeStats as dicts]}
-    The policy is used as is (put it in eval mode and on its device first).
+    report = {"metric", "mode", "seeds", "generator_seed", "num_envs",
+              "tasks": {task|"overall": summary dict}, "episodes": [EpisodeStats as dicts]}
+    The policy is used as is (put it in eval mode and on its device first). `env`: a vector env
+    from `make_eval_env` with the same arguments, reused (and left open); None: one is started
+    and closed here. progress_file: where the progress bar draws (default stderr).
     """
     from rl_post.envs.factory import make_vector_env
     from rl_post.eval.stats import summarize_by_task
 
-    base = parse_env_settings(env_cfg, tasks=tasks, check_device=False)
-    task_list = list(dict.fromkeys(base.tasks))
+    cfg, settings = eval_env_settings(env_cfg, num_envs, len(seeds), tasks)
+    task_list = list(settings.tasks)
     jobs = [(task, int(seed)) for task in task_list for seed in seeds]
-    n = max(len(task_list), min(int(num_envs), len(jobs)))
-    cfg = eval_env_config(env_cfg, n)
-    cfg["tasks"] = task_list
-    settings = replace(base, num_envs=n, tasks=tuple(task_list))
+    n = settings.num_envs
+    if env is not None and int(env.num_envs) != n:
+        raise ValueError(
+            f"the given eval env has {env.num_envs} sub-envs but this suite plans {n}; build it "
+            "with make_eval_env and the same num_envs / episodes / tasks"
+        )
     env_tasks = [settings.task_of(i) for i in range(n)]
     waves = plan_waves(env_tasks, jobs)
     execute_steps = int(policy.execute_steps)
@@ -142,8 +196,17 @@ def evaluate_policy(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), desc="eval", unit="ep", dynamic_ncols=True)
-    env = make_vector_env(cfg)
+        bar = tqdm(
+            total=len(jobs),
+            desc=f"eval {mode}",
+            unit="ep",
+            dynamic_ncols=True,
+            file=progress_file,
+            leave=False,
+        )
+    owned = env is None
+    if owned:
+        env = make_vector_env(cfg)
     try:
         check_policy_fits(policy, env.spec)
         for wave in waves:
@@ -163,7 +226,8 @@ def evaluate_policy(
                 ok = sum(bool(getattr(e, metric)) for e in episodes)
                 bar.set_postfix(success=f"{ok}/{len(episodes)}")
     finally:
-        env.close()
+        if owned:
+            env.close()
         if bar is not None:
             bar.close()
     summaries = summarize_by_task(episodes, metric, confidence)
@@ -172,6 +236,8 @@ def evaluate_policy(
         "mode": mode,
         "confidence": confidence,
         "seeds": [int(s) for s in seeds],
+        "generator_seed": int(generator_seed),
+        "num_envs": n,
         "tasks": {task: s.as_dict() for task, s in summaries.items()},
         "episodes": [vars(e) for e in sorted(episodes, key=lambda e: (e.task, e.seed))],
     }

@@ -1,6 +1,7 @@
 """Policy checkpoint: one directory, readable without the training run that wrote it.
 
-  meta.json           format name + version, model kind/name, the env ObsSpec, caller's extra meta
+  meta.json           format name + version, model kind/name, the env ObsSpec, the env settings it
+                      was trained for (models/checkpoint_env.py), the run that wrote it, extra meta
   model_config.json   the full parsed model config (every default spelled out)
   model.safetensors   weights (normalization buffers excluded)
   normalization.json  state mean/std, action normalization bounds, env clip bounds (null = none)
@@ -95,10 +96,21 @@ def _stats_from_json(raw: dict[str, list[float | None]], key_sign: dict[str, flo
 
 
 def save_policy(
-    policy: VLAPolicyBase, path: str | os.PathLike, extra_meta: dict[str, Any] | None = None
+    policy: VLAPolicyBase,
+    path: str | os.PathLike,
+    extra_meta: dict[str, Any] | None = None,
+    env: Any = None,
+    run: str | None = None,
 ) -> Path:
     """Write `policy` to directory `path` (created; existing checkpoint files are replaced).
-    SmolVLA / pi0 policies are written in LeRobot's pretrained_model layout."""
+
+    SmolVLA / pi0 policies are written in LeRobot's pretrained_model layout (their env record
+    is not written yet: LeRobot folders carry no env settings).
+    env: the env config the policy was trained for (its task-defining settings are recorded, so
+    eval and init_from can default to them and refuse another task); run: the run's name.
+    """
+    from rl_post.models.checkpoint_env import META_ENV_KEY, env_record
+
     if getattr(policy, "kind", None) in VLA_KINDS:
         from rl_post.models.vla.lerobot_io import save_lerobot_policy
 
@@ -112,6 +124,10 @@ def save_policy(
         "obs_spec": dataclasses.asdict(policy.spec),
         "extra": extra_meta or {},
     }
+    if env is not None:
+        meta[META_ENV_KEY] = env_record(env)
+    if run is not None:
+        meta["run"] = str(run)
     return write_checkpoint_dir(
         path,
         weights,
@@ -204,8 +220,29 @@ def _check_architecture(info: CheckpointInfo, cfg: ModelConfig) -> None:
         )
 
 
-def check_checkpoint_compatible(path: str | os.PathLike, model_cfg: Any, spec: ObsSpec) -> None:
-    """Fail early (before workers start) if the checkpoint cannot serve this config and env."""
+def check_architecture(info: CheckpointInfo, model_cfg: Any) -> None:
+    """Fail (before anything starts) if `model_cfg` cannot hold the checkpoint's weights."""
+    _check_architecture(info, parse_model_config(model_cfg))
+
+
+def trained_for(info: CheckpointInfo) -> str:
+    """' (trained on PushCube-v1, state, pd_ee_delta_pose)' or '' when the meta does not say."""
+    from rl_post.models.checkpoint_env import recorded_env
+
+    env = recorded_env(info.meta)
+    if not env:
+        return ""
+    tasks = "+".join(env.get("tasks", [])) or "?"
+    return f" (trained on {tasks}, {env.get('obs_mode', '?')}, {env.get('control_mode', '?')})"
+
+
+def check_checkpoint_compatible(
+    path: str | os.PathLike, model_cfg: Any, spec: ObsSpec, allow_bound_mismatch: bool = False
+) -> str | None:
+    """Fail early (before workers start) if the checkpoint cannot serve this config and env.
+
+    Returns a warning when the action bounds differ and `allow_bound_mismatch` is set."""
+    from rl_post.models.checkpoint_env import bound_mismatches, check_mismatch
     from rl_post.models.vla.lerobot_io import check_lerobot_config, lerobot_dir, read_lerobot_folder
 
     if lerobot_dir(path) is not None:
@@ -216,7 +253,7 @@ def check_checkpoint_compatible(path: str | os.PathLike, model_cfg: Any, spec: O
                 f"use model={read_lerobot_folder(path).kind}"
             )
         check_lerobot_config(read_lerobot_folder(path), cfg, spec)
-        return
+        return None
     info = read_checkpoint(path)
     cfg = parse_model_config(model_cfg)
     _check_architecture(info, cfg)
@@ -230,10 +267,11 @@ def check_checkpoint_compatible(path: str | os.PathLike, model_cfg: Any, spec: O
         problems.append(f"cameras {list(saved.cameras)} vs env {list(spec.cameras)}")
     if problems:
         raise ConfigError(
-            f"checkpoint {info.path} was trained for a different env interface ("
+            f"checkpoint {info.path}{trained_for(info)} was trained for a different env interface ("
             f"{'; '.join(problems)}); use the env settings (task, control_mode, obs_mode, "
             "cameras) the checkpoint was trained with"
         )
+    return check_mismatch(info.path, bound_mismatches(saved, spec), allow_bound_mismatch)
 
 
 def load_policy(
@@ -241,12 +279,14 @@ def load_policy(
     expect_config: Any = None,
     device: str | torch.device = "cpu",
     spec: ObsSpec | None = None,
+    allow_bound_mismatch: bool = False,
 ) -> VLAPolicyBase:
     """Rebuild a saved policy.
 
     expect_config: build this model config instead of the saved one (architecture must match;
     runtime keys such as the sampler come from it). spec: the env's ObsSpec, checked against the
-    checkpoint's (state/action dims, cameras) and used for the rebuilt policy.
+    checkpoint's (state/action dims, cameras, action bounds unless allow_bound_mismatch) and used
+    for the rebuilt policy.
     """
     from rl_post.models.vla.lerobot_io import lerobot_dir, load_lerobot_policy
 
@@ -258,7 +298,7 @@ def load_policy(
         cfg = parse_model_config(expect_config)
         _check_architecture(info, cfg)
     if spec is not None:
-        check_checkpoint_compatible(path, cfg, spec)
+        check_checkpoint_compatible(path, cfg, spec, allow_bound_mismatch)
     policy = build_policy(cfg, spec if spec is not None else info.spec)
     weights = load_file(str(_require_file(info.path, WEIGHTS_FILE)))
     if any(getattr(info.model_config, k) != getattr(cfg, k) for k in CRITIC_KEYS):

@@ -195,6 +195,7 @@ class ProofRunner:
                     f"eval.checkpoint={checkpoint}",
                     f"eval.episodes={r.eval_episodes}",
                     f"eval.mode={mode}",
+                    "eval.both_modes=false",  # one mode per stage: each is resumable on its own
                     f"eval.num_envs={r.eval_num_envs}",
                     *r.eval_overrides,
                     f"output_root={self.runs}",

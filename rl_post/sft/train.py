@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from rl_post.config import ConfigError
+from rl_post.config import ConfigError, check_preset_serves_tasks
 from rl_post.data.demos import load_demos
 from rl_post.envs.settings import parse_env_settings
 from rl_post.envs.spec import ObsSpec
@@ -255,6 +255,8 @@ def sft_main(cfg: DictConfig) -> int:
 
     settings = parse_sft_settings(cfg)
     env = parse_env_settings(cfg.env, check_device=False)
+    check_preset_serves_tasks(cfg)
+    check_dataset_exists(settings.dataset, env)
     model_cfg = parse_model_config(cfg.model)
     num_load = None if settings.num_demos is None else settings.num_demos + settings.val_episodes
     meta, episodes = load_demos(
@@ -301,19 +303,41 @@ def sft_main(cfg: DictConfig) -> int:
 
     def save_best(step: int, val_loss: float) -> None:
         extra = {"sft": {**sft_meta["sft"], "step": step, "val_loss": val_loss}}
-        save_policy(policy, ckpt_dir / "best", extra_meta=extra)
+        save_policy(policy, ckpt_dir / "best", extra_meta=extra, env=cfg.env, run=str(cfg.name))
 
     result = train_bc(policy, train, val, settings, run_dir / "metrics.jsonl", on_best=save_best)
     final_meta = {
         "sft": {**sft_meta["sft"], "step": settings.steps, "val_loss": result["final_val_loss"]}
     }
-    save_policy(policy, ckpt_dir / "final", extra_meta=final_meta)
+    save_policy(policy, ckpt_dir / "final", extra_meta=final_meta, env=cfg.env, run=str(cfg.name))
     summary = {k: v for k, v in result.items() if k != "history"}
     summary.update(run_dir=str(run_dir), num_demos=len(train_eps))
     (run_dir / "sft_summary.json").write_text(json.dumps(summary, indent=2))
-    print(
-        f"[sft] done in {result['seconds']:.1f}s; val loss {result['initial_val_loss']} -> "
-        f"{result['final_val_loss']} (best {result['best_val_loss']}); checkpoints in {ckpt_dir}",
-        flush=True,
-    )
+    print(sft_done_line(result, ckpt_dir), flush=True)
     return 0
+
+
+def _loss(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def sft_done_line(result: dict[str, Any], ckpt_dir: Path) -> str:
+    """The closing summary line (losses to 4 significant digits; n/a without validation)."""
+    return (
+        f"[sft] done in {result['seconds']:.1f}s; val loss {_loss(result['initial_val_loss'])} -> "
+        f"{_loss(result['final_val_loss'])} (best {_loss(result['best_val_loss'])}); "
+        f"checkpoints in {ckpt_dir}"
+    )
+
+
+def check_dataset_exists(dataset: Path, env: Any) -> None:
+    """A missing demo file names the task it was derived from and the command that writes it."""
+    if dataset.is_file():
+        return
+    tasks = ",".join(env.tasks)
+    raise ConfigError(
+        f"demo file {dataset} does not exist (sft.dataset for env.tasks=[{tasks}], obs_mode="
+        f"{env.obs_mode}, control_mode={env.control_mode}); collect it with `rl-post "
+        f"collect-demos env.tasks=[{tasks}] env.obs_mode={env.obs_mode} env.control_mode="
+        f"{env.control_mode}` or pass sft.dataset=<file>"
+    )

@@ -108,7 +108,7 @@ def test_sft_then_eval_is_reproducible(demo_file, tmp_path):
     reports = []
     for _ in range(2):
         assert cli_main(eval_args) == 0
-    for folder in sorted((tmp_path / "eval" / "eval").iterdir()):
+    for folder in sorted((tmp_path / "eval" / "eval-e2e-final-on-PickCube-v1").iterdir()):
         report = json.loads((folder / "eval_report.json").read_text())
         assert (folder / "eval_report.md").read_text().count("PickCube-v1") >= 1
         reports.append(report)

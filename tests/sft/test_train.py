@@ -131,3 +131,27 @@ def test_train_bc_feeds_noisy_states_only_when_asked():
 
     assert float(distance_to_data(seen_states(0.0)).max()) == 0.0
     assert float(distance_to_data(seen_states(0.5)).min()) > 0.0
+
+
+def test_done_line_rounds_losses_and_says_when_there_is_no_validation(tmp_path):
+    from rl_post.sft.train import sft_done_line
+
+    result = {
+        "seconds": 12.34567,
+        "initial_val_loss": 0.8123456789012345,
+        "final_val_loss": 0.05123456789012345,
+        "best_val_loss": 0.049876543210987654,
+    }
+    line = sft_done_line(result, tmp_path)
+    assert "val loss 0.8123 -> 0.05123 (best 0.04988)" in line and "12.3s" in line
+    assert "0.812345" not in line
+    none = {**result, "initial_val_loss": None, "final_val_loss": None, "best_val_loss": None}
+    assert "val loss n/a -> n/a (best n/a)" in sft_done_line(none, tmp_path)
+
+
+def test_missing_demo_file_names_the_task_and_the_collect_command(tmp_path):
+    from rl_post.sft.train import check_dataset_exists
+
+    cfg = load_config("sft", ["env=pushcube"])
+    with pytest.raises(ConfigError, match=r"collect-demos env.tasks=\[PushCube-v1\]"):
+        check_dataset_exists(tmp_path / "PushCube-v1_state_pd_ee_delta_pose.h5", cfg.env)
