@@ -315,7 +315,13 @@ class Trainer:
             return []
         from rl_post.models.checkpoint import check_architecture, read_checkpoint
         from rl_post.models.checkpoint_env import describe, env_from_checkpoint
+        from rl_post.models.vla.lerobot_io import lerobot_dir, read_lerobot_folder
 
+        lerobot = lerobot_dir(str(cfg.init_from))
+        if lerobot is not None and read_lerobot_folder(lerobot).rl_post is None:
+            # A folder LeRobot wrote records neither our model config nor the env it served;
+            # the model= the user passed describes it and env= stands as given.
+            return [f"init_from is a plain LeRobot folder: env as configured ({cfg.env.tasks})"]
         info = read_checkpoint(str(cfg.init_from))
         check_architecture(info, cfg.model)
         taken, warning = env_from_checkpoint(cfg, cfg.init_from, info.meta)

@@ -80,6 +80,11 @@ def ensure_process_group(backend: str, rank: int, world_size: int, master_addr: 
                 f"exists in this process but the learner expects rank {rank} of {world_size}; "
                 "use one learner layout per process"
             )
+        # DeepSpeed checks the launcher variables even when the group exists; a caller (or a
+        # test) may have cleared them since the group was made.
+        os.environ.setdefault("RANK", str(rank))
+        os.environ.setdefault("WORLD_SIZE", str(world_size))
+        os.environ.setdefault("LOCAL_RANK", "0")
         return
     set_env_defaults(rank, world_size, master_addr, None)
     import deepspeed
