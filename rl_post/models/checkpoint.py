@@ -37,9 +37,9 @@ from rl_post.checkpoint_dir import (
 )
 from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
-from rl_post.models.base_policy import VALUE_HEAD_PREFIX, VLAPolicyBase
+from rl_post.models.base_policy import VALUE_HEAD_PREFIX
 from rl_post.models.config import ModelConfig, parse_model_config
-from rl_post.models.factory import build_policy
+from rl_post.models.factory import AnyPolicy, build_policy
 from rl_post.models.normalization import STAT_KEYS
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ ARCHITECTURE_KEYS = (
     "expert_d_model",
     "noise_head_hidden",
     "num_bins",
+    "hidden_sizes",
+    "activation",
 )
 
 
@@ -94,7 +96,7 @@ def _stats_from_json(raw: dict[str, list[float | None]], key_sign: dict[str, flo
 
 
 def save_policy(
-    policy: VLAPolicyBase, path: str | os.PathLike, extra_meta: dict[str, Any] | None = None
+    policy: AnyPolicy, path: str | os.PathLike, extra_meta: dict[str, Any] | None = None
 ) -> Path:
     """Write `policy` to directory `path` (created; existing checkpoint files are replaced)."""
     weights = {k: v for k, v in policy.state_dict().items() if not k.startswith(NORMALIZER_PREFIX)}
@@ -209,7 +211,7 @@ def load_policy(
     expect_config: Any = None,
     device: str | torch.device = "cpu",
     spec: ObsSpec | None = None,
-) -> VLAPolicyBase:
+) -> AnyPolicy:
     """Rebuild a saved policy.
 
     expect_config: build this model config instead of the saved one (architecture must match;

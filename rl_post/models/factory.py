@@ -11,15 +11,18 @@ from rl_post.envs.spec import ObsSpec
 from rl_post.models.base_policy import VLAPolicyBase
 from rl_post.models.config import parse_model_config
 from rl_post.models.flow_policy import FlowMatchingPolicy
+from rl_post.models.mlp_policy import GaussianMLPPolicy
 from rl_post.models.token_policy import TokenPolicy
 
-POLICY_CLASSES: dict[str, type[VLAPolicyBase]] = {
+AnyPolicy = VLAPolicyBase | GaussianMLPPolicy
+POLICY_CLASSES: dict[str, type[AnyPolicy]] = {
     "flow": FlowMatchingPolicy,
     "token": TokenPolicy,
+    "gaussian": GaussianMLPPolicy,
 }
 
 
-def build_policy(model_cfg: Any, spec: ObsSpec) -> VLAPolicyBase:
+def build_policy(model_cfg: Any, spec: ObsSpec) -> AnyPolicy:
     """Randomly initialised policy (seed torch beforehand for a reproducible init).
 
     model_cfg: the `model` DictConfig, a plain dict or a ModelConfig. The policy implements
