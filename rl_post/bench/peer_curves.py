@@ -1,10 +1,11 @@
-"""One plot and one JSON with an rl_post run's held-out success curve next to a peer system's.
+"""One plot and one JSON with rl_post runs' held-out success curves next to a peer system's.
 
-    python -m rl_post.bench.peer_curves --ours runs/<name>/<stamp> --peer peer.json \
+    python -m rl_post.bench.peer_curves --ours runs/<name>/<stamp> [more runs] --peer peer.json \
+        --labels "<run label>" [more] "<peer label>" \
         --out docs/results/mlp_vs_maniskill_ppo_pushcube.png [--json <curves>.json]
 
 Ours: every row of <run>/metrics.jsonl with eval/successes and eval/episodes (held-out seeds),
-drawn with its Wilson interval. Peer: a JSON with a "curve" list (its own frequent, small
+drawn with its Wilson interval (one line per run). Peer: a JSON with a "curve" list (its own frequent, small
 evaluations) and optionally "big_evals" (larger evaluations at fixed points), each entry holding
 env_steps, successes and episodes; the ManiSkill PPO peer script writes that layout. Both are
 plotted against training env steps; the JSON holds exactly the plotted numbers.
@@ -73,11 +74,14 @@ def summary(points: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
+OUR_COLORS = ("tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:cyan")
+
+
 def plot(
-    ours: list[dict[str, float]],
+    ours: list[tuple[str, list[dict[str, float]]]],
     peer: dict[str, list[dict[str, float]]],
+    peer_label: str,
     out: Path,
-    labels: tuple[str, str],
     title: str,
 ) -> None:
     import matplotlib
@@ -86,16 +90,17 @@ def plot(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    xs = [p["env_steps"] / 1000 for p in ours]
-    ax.plot(xs, [p["success_rate"] for p in ours], "o-", color="tab:blue", label=labels[0])
-    ax.fill_between(
-        xs,
-        [p["ci_low"] for p in ours],
-        [p["ci_high"] for p in ours],
-        color="tab:blue",
-        alpha=0.2,
-        label=f"{labels[0]}: 95% Wilson interval",
-    )
+    for index, (label, points) in enumerate(ours):
+        color = OUR_COLORS[index % len(OUR_COLORS)]
+        xs = [p["env_steps"] / 1000 for p in points]
+        ax.plot(xs, [p["success_rate"] for p in points], "o-", color=color, label=label)
+        ax.fill_between(
+            xs,
+            [p["ci_low"] for p in points],
+            [p["ci_high"] for p in points],
+            color=color,
+            alpha=0.15,
+        )
     small, big = peer.get("curve", []), peer.get("big_evals", [])
     if small:
         n = round(sum(p["episodes"] for p in small) / len(small))
@@ -104,8 +109,8 @@ def plot(
             [p["success_rate"] for p in small],
             ".-",
             color="tab:orange",
-            alpha=0.6,
-            label=f"{labels[1]} ({n}-episode evals)",
+            alpha=0.5,
+            label=f"{peer_label} ({n}-episode evals)",
         )
     if big:
         n = round(sum(p["episodes"] for p in big) / len(big))
@@ -119,11 +124,11 @@ def plot(
             fmt="s",
             color="tab:red",
             capsize=3,
-            label=f"{labels[1]} ({n} held-out episodes, 95% Wilson)",
+            label=f"{peer_label} ({n} held-out episodes)",
         )
     ax.axhline(0.9, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("training env steps (thousands)")
-    ax.set_ylabel("held-out success rate")
+    ax.set_ylabel("held-out success rate (bands, bars: 95% Wilson)")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -135,22 +140,32 @@ def plot(
 
 
 def compare(
-    ours_run: str | Path,
+    ours_runs: list[str | Path],
     peer_json: str | Path,
     out: str | Path,
     json_out: str | Path | None = None,
-    labels: tuple[str, str] = ("rl_post", "peer"),
+    labels: list[str] | None = None,
     title: str = "",
 ) -> dict[str, Any]:
-    ours = our_curve(ours_run)
+    """labels: one per run of ours_runs, then the peer's (default: run directory names, peer)."""
+    names = list(labels) if labels else [Path(r).name for r in ours_runs] + ["peer"]
+    if len(names) != len(ours_runs) + 1:
+        raise ValueError(
+            f"{len(names)} labels for {len(ours_runs)} runs + the peer; give one label per run "
+            "and one for the peer"
+        )
+    ours = [(label, our_curve(run)) for label, run in zip(names, ours_runs, strict=False)]
     peer_raw = json.loads(Path(peer_json).read_text())
     peer = peer_curves(peer_raw)
     out = Path(out)
-    plot(ours, peer, out, labels, title)
+    plot(ours, peer, names[-1], out, title)
     result = {
-        "ours": {"label": labels[0], "run": str(ours_run), "curve": ours, "summary": summary(ours)},
+        "ours": [
+            {"label": label, "run": str(run), "curve": points, "summary": summary(points)}
+            for (label, points), run in zip(ours, ours_runs, strict=True)
+        ],
         "peer": {
-            "label": labels[1],
+            "label": names[-1],
             "source": str(peer_json),
             **{key: points for key, points in peer.items()},
             "summary": {key: summary(points) for key, points in peer.items()},
@@ -164,14 +179,14 @@ def compare(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ours", required=True, help="rl_post run directory")
+    parser.add_argument("--ours", required=True, nargs="+", help="rl_post run directories")
     parser.add_argument("--peer", required=True, help="peer JSON (curve / big_evals)")
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--json", default=None, help="JSON of both curves (default: next to PNG)")
-    parser.add_argument("--labels", nargs=2, default=["rl_post", "peer"])
+    parser.add_argument("--labels", nargs="+", default=None, help="one per run, then the peer's")
     parser.add_argument("--title", default="")
     args = parser.parse_args(argv)
-    compare(args.ours, args.peer, args.out, args.json, tuple(args.labels), args.title)
+    compare(args.ours, args.peer, args.out, args.json, args.labels, args.title)
     print(f"wrote {args.out}")
     return 0
 

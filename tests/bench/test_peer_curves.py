@@ -18,6 +18,7 @@ def write_run(folder, evals):
 
 def test_compare_writes_plot_and_both_curves(tmp_path):
     run = write_run(tmp_path / "run", [(0, 0), (50_000, 60), (100_000, 95)])
+    other = write_run(tmp_path / "other", [(0, 0), (50_000, 10)])
     peer = tmp_path / "peer.json"
     peer.write_text(
         json.dumps(
@@ -32,11 +33,12 @@ def test_compare_writes_plot_and_both_curves(tmp_path):
         )
     )
     out = tmp_path / "plot.png"
-    result = compare(run, peer, out, labels=("ours", "ManiSkill PPO"))
+    result = compare([run, other], peer, out, labels=["ours", "ours b", "ManiSkill PPO"])
     assert out.stat().st_size > 0
     saved = json.loads(out.with_suffix(".json").read_text())
     assert saved == json.loads(json.dumps(result))
-    ours = saved["ours"]
+    ours, second = saved["ours"]
+    assert second["label"] == "ours b" and second["summary"]["first_ge_50"] is None
     assert [p["env_steps"] for p in ours["curve"]] == [0, 50_000, 100_000]
     assert ours["summary"]["first_ge_50"] == 50_000 and ours["summary"]["first_ge_90"] == 100_000
     low, high = ours["curve"][2]["ci_low"], ours["curve"][2]["ci_high"]
@@ -53,7 +55,9 @@ def test_first_reaching_and_missing_inputs(tmp_path):
     peer.write_text(json.dumps({"curve": []}))
     with pytest.raises(ValueError, match="no evaluation rows"):
         main(["--ours", str(run), "--peer", str(peer), "--out", str(tmp_path / "x.png")])
+    with pytest.raises(ValueError, match="one label per run"):
+        compare([run], peer, tmp_path / "z.png", labels=["only one"])
     run2 = write_run(tmp_path / "run2", [(0, 1)])
     peer.write_text(json.dumps({"points": []}))
     with pytest.raises(ValueError, match="no 'curve'"):
-        compare(run2, peer, tmp_path / "y.png")
+        compare([run2], peer, tmp_path / "y.png")
