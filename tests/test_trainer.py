@@ -186,11 +186,27 @@ def test_resume_continues_counters_and_reproduces_next_iteration(tmp_path):
         assert rows[1][key] == pytest.approx(reference[1][key], rel=1e-5, abs=1e-6), key
 
 
-@pytest.mark.parametrize("preset", ["flow_ppo_rl", "flow_grpo_rl", "token_grpo_rl"])
+@pytest.mark.parametrize(
+    "preset", ["flow_ppo_rl", "flow_grpo_rl", "token_grpo_rl", "mlp_ppo_scratch"]
+)
 def test_learning_proof_presets_compose_and_validate(preset):
     cfg = prepare_config(load_config("train", [f"presets={preset}"]))
     assert cfg.env.num_envs % cfg.env.group_size == 0
     assert int(cfg.train.segments_per_update) >= 1
+
+
+def test_mlp_ppo_scratch_preset_is_maniskill_ppo_on_this_runtime():
+    cfg = prepare_config(load_config("train", ["env=pushcube", "presets=mlp_ppo_scratch"]))
+    assert cfg.model.kind == "gaussian" and cfg.env.control_mode == "pd_joint_delta_pos"
+    assert (cfg.algo.gamma, cfg.algo.lam, cfg.algo.target_kl, cfg.algo.lr) == (0.8, 0.9, 0.1, 3e-4)
+    assert (cfg.algo.update_epochs, cfg.algo.num_minibatches, cfg.algo.max_grad_norm) == (
+        8,
+        32,
+        0.5,
+    )
+    assert cfg.env.num_envs * cfg.train.steps_per_segment * cfg.train.iterations == 400_000
+    pick = load_config("train", ["presets=mlp_ppo_scratch", "env.tasks=[PickCube-v1]"])
+    assert pick.name == "PickCube-v1-mlp_gaussian-ppo-mlp_ppo_scratch"
 
 
 def test_num_envs_not_divisible_by_group_size_fails_before_workers_start(tmp_path):

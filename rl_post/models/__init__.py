@@ -1,4 +1,5 @@
-"""VLA policies for RL post-training: flow matching (pi0-style) and discrete tokens (OpenVLA-OFT).
+"""VLA policies for RL post-training: flow matching (pi0-style) and discrete tokens (OpenVLA-OFT),
+plus the Gaussian MLP state-only baseline (CleanRL / ManiSkill PPO structure).
 
 Entry points: build_policy(model_cfg, spec), save_policy / load_policy /
 check_checkpoint_compatible, and the protocol in rl_post.models.policy.

@@ -38,9 +38,9 @@ from rl_post.checkpoint_dir import (
 )
 from rl_post.config import ConfigError
 from rl_post.envs.spec import ObsSpec
-from rl_post.models.base_policy import VALUE_HEAD_PREFIX, VLAPolicyBase
+from rl_post.models.base_policy import VALUE_HEAD_PREFIX
 from rl_post.models.config import ModelConfig, parse_model_config
-from rl_post.models.factory import build_policy
+from rl_post.models.factory import AnyPolicy, build_policy
 from rl_post.models.normalization import STAT_KEYS
 from rl_post.models.vla.config import VLA_KINDS
 
@@ -69,6 +69,8 @@ ARCHITECTURE_KEYS = (
     "expert_d_model",
     "noise_head_hidden",
     "num_bins",
+    "hidden_sizes",
+    "activation",
 )
 
 
@@ -96,7 +98,7 @@ def _stats_from_json(raw: dict[str, list[float | None]], key_sign: dict[str, flo
 
 
 def save_policy(
-    policy: VLAPolicyBase,
+    policy: AnyPolicy,
     path: str | os.PathLike,
     extra_meta: dict[str, Any] | None = None,
     env: Any = None,
@@ -280,7 +282,7 @@ def load_policy(
     device: str | torch.device = "cpu",
     spec: ObsSpec | None = None,
     allow_bound_mismatch: bool = False,
-) -> VLAPolicyBase:
+) -> AnyPolicy:
     """Rebuild a saved policy.
 
     expect_config: build this model config instead of the saved one (architecture must match;

@@ -13,7 +13,9 @@ from typing import Any
 
 from rl_post.config import ConfigError
 
-MODEL_KINDS = ("flow", "token")
+MODEL_KINDS = ("flow", "token", "gaussian")
+ACTIVATIONS = ("tanh", "relu", "gelu")
+BC_OBJECTIVES = ("nll", "mse")
 FLOW_SAMPLERS = ("flow_noise", "flow_sde", "ode")
 SDE_MODES = ("all", "one")
 LIKELIHOOD_ACTIONS = ("all", "executed")
@@ -85,6 +87,12 @@ class ModelConfig:
     # Discrete tokens (kind=token)
     num_bins: int = 256
     temperature: float = 1.0
+    # Gaussian MLP (kind=gaussian): state-only actor and critic MLPs (CleanRL / ManiSkill PPO)
+    hidden_sizes: tuple[int, ...] = (256, 256, 256)  # actor and critic hidden widths
+    activation: str = "tanh"  # tanh | relu | gelu
+    init_log_std: float = -0.5  # state-independent log-std per action dim, normalized units
+    actor_output_gain: float = 0.01 * 2**0.5  # orthogonal gain of the mean layer (ManiSkill)
+    bc_objective: str = "nll"  # SFT loss: nll (Gaussian NLL, fits mean and std) | mse (mean only)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,6 +177,13 @@ def _validate(cfg: ModelConfig) -> None:
     _choice(cfg.initial_noise, INITIAL_NOISE, "initial_noise")
     _choice(cfg.value_input, VALUE_INPUTS, "value_input")
     _choice(cfg.language.tokenizer, TOKENIZERS, "language.tokenizer")
+    _choice(cfg.activation, ACTIVATIONS, "activation")
+    _choice(cfg.bc_objective, BC_OBJECTIVES, "bc_objective")
+    if not cfg.hidden_sizes or any(int(w) < 1 for w in cfg.hidden_sizes):
+        raise ConfigError(
+            f"model.hidden_sizes must be a non-empty list of positive widths, got "
+            f"{list(cfg.hidden_sizes)}"
+        )
     for key in ("action_horizon", "execute_steps", "d_model", "num_heads", "num_denoise_steps"):
         _positive(getattr(cfg, key), key)
     if cfg.execute_steps > cfg.action_horizon:

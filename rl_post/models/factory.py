@@ -11,12 +11,15 @@ from rl_post.envs.spec import ObsSpec
 from rl_post.models.base_policy import VLAPolicyBase
 from rl_post.models.config import parse_model_config
 from rl_post.models.flow_policy import FlowMatchingPolicy
+from rl_post.models.mlp_policy import GaussianMLPPolicy
 from rl_post.models.token_policy import TokenPolicy
 from rl_post.models.vla.config import VLA_KINDS
 
-POLICY_CLASSES: dict[str, type[VLAPolicyBase]] = {
+AnyPolicy = VLAPolicyBase | GaussianMLPPolicy
+POLICY_CLASSES: dict[str, type[AnyPolicy]] = {
     "flow": FlowMatchingPolicy,
     "token": TokenPolicy,
+    "gaussian": GaussianMLPPolicy,
 }
 
 

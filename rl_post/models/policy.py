@@ -55,7 +55,7 @@ class Policy(Protocol):
 class TrainablePolicy(Policy, Protocol):
     """What the SFT trainer and the RL learner use beyond acting (implemented by every model)."""
 
-    kind: str  # "flow" | "token" | "smolvla" | "pi0"
+    kind: str  # "flow" | "token" | "gaussian" | "smolvla" | "pi0"
     action_horizon: int  # H
     execute_steps: int  # k <= H chunk actions the env executes
 

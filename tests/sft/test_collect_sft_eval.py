@@ -117,3 +117,41 @@ def test_sft_then_eval_is_reproducible(demo_file, tmp_path):
     assert reports[0]["tasks"] == reports[1]["tasks"]
     assert [e["seed"] for e in reports[0]["episodes"]] == [1_000_000_000, 1_000_000_001]
     assert all(e["length"] == 12 or e["success_once"] for e in reports[0]["episodes"])
+
+
+def test_mlp_gaussian_sft_checkpoint_evaluates(demo_file, tmp_path):
+    """The Gaussian MLP baseline trains by behaviour cloning (Gaussian NLL) and its checkpoint
+    carries the demo statistics into `rl-post eval`."""
+    runs = tmp_path / "runs"
+    sft_args = [
+        "sft",
+        "model=mlp_gaussian",
+        f"sft.dataset={demo_file}",
+        "sft.num_demos=1",
+        "sft.val_episodes=1",
+        "sft.steps=20",
+        "sft.batch_size=16",
+        "sft.val_every=10",
+        "sft.log_every=10",
+        f"output_root={runs}",
+        "name=mlp",
+        *tiny_overrides("mlp"),
+    ]
+    assert cli_main(sft_args) == 0
+    (run_dir,) = (runs / "mlp").iterdir()
+    summary = json.loads((run_dir / "sft_summary.json").read_text())
+    assert summary["final_val_loss"] < summary["initial_val_loss"]
+    stats = json.loads((run_dir / "checkpoints" / "final" / "normalization.json").read_text())
+    assert any(abs(m) > 1e-3 for m in stats["state_mean"])  # demo statistics, not the identity
+    eval_args = [
+        "eval",
+        f"eval.checkpoint={run_dir / 'checkpoints' / 'final'}",
+        "eval.episodes=2",
+        "eval.num_envs=2",
+        "env.max_episode_steps=12",
+        f"output_root={tmp_path / 'eval'}",
+    ]
+    assert cli_main(eval_args) == 0
+    (folder,) = (tmp_path / "eval" / "eval").iterdir()
+    report = json.loads((folder / "eval_report.json").read_text())
+    assert report["tasks"]["overall"]["episodes"] == 2

@@ -39,8 +39,11 @@ def synthetic_episode(seed: int, length: int = 12) -> DemoEpisode:
 
 
 # The token policy learns this toy mapping far more slowly than the flow policy (cross-entropy
-# over bins from 72 samples), so its bar is a smaller but still strict improvement.
-@pytest.mark.parametrize(("model", "max_ratio"), [("flow_tiny", 0.8), ("token_tiny", 0.97)])
+# over bins from 72 samples), so its bar is a smaller but still strict improvement. The Gaussian
+# MLP's loss is an NLL (it can go negative): its bar is an absolute drop of 0.5 nats per dim.
+@pytest.mark.parametrize(
+    ("model", "max_ratio"), [("flow_tiny", 0.8), ("token_tiny", 0.97), ("mlp_gaussian", None)]
+)
 def test_sft_lowers_validation_loss(model, max_ratio):
     kind = model.split("_")[0]
     cfg = load_config(
@@ -68,7 +71,10 @@ def test_sft_lowers_validation_loss(model, max_ratio):
     result = train_bc(
         policy, train, val, settings, on_best=lambda step, loss: best_steps.append(step)
     )
-    assert result["final_val_loss"] < max_ratio * result["initial_val_loss"]
+    if max_ratio is not None:
+        assert result["final_val_loss"] < max_ratio * result["initial_val_loss"]
+    else:
+        assert result["final_val_loss"] < result["initial_val_loss"] - 0.5  # nats per dim
     assert result["best_val_loss"] <= result["final_val_loss"]
     assert best_steps and best_steps[0] == 30
     assert [r["step"] for r in result["history"]] == [30, 60]

@@ -1,4 +1,4 @@
-"""Overrides that shrink flow_tiny/token_tiny further, so tests train in seconds."""
+"""Overrides that shrink flow_tiny/token_tiny/mlp_gaussian further, so tests train in seconds."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ FLOW_ONLY_KEYS = {"expert_layers", "expert_d_model", "noise_head_hidden", "num_d
 
 
 def tiny_overrides(kind: str) -> list[str]:
-    """Hydra overrides of model.* for `kind` (flow | token)."""
+    """Hydra overrides of model.* for `kind` (flow | token | mlp)."""
+    if kind == "mlp":
+        return ["model.hidden_sizes=[32,32]"]
     skip = TOKEN_ONLY_KEYS if kind == "flow" else FLOW_ONLY_KEYS
     keys = {k: v for k, v in TINY_MODEL.items() if k not in skip}
     return [f"model.{k}={v}" for k, v in keys.items()]
