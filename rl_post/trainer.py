@@ -34,6 +34,7 @@ from rl_post.runtime.build import (
 )
 from rl_post.runtime.collector import GatherResult, SegmentCollector, merge_gathered
 from rl_post.runtime.rollout_pool import LocalRolloutPool, RayRolloutPool
+from rl_post.stop_request import StopRequest
 
 TRAINER_STATE_FILE = "trainer_state.pt"
 START_POLICY_DIR = "start_policy"
@@ -347,68 +348,17 @@ class Trainer:
             # The "before" point of the learning curve, measured by the same code as every later one.
             logger.log(0, {**self.evaluate(), "perf/env_steps": 0.0, "perf/wall_s": 0.0})
         logger.start(self._phase())
+        stop = StopRequest()
+        interrupted = None
         try:
-            while self.iteration < total and not self._budget_spent():
-                start = time.perf_counter()
-                gather = self.collector.gather(self.version)  # 1. collect
-                segment = merge_gathered(gather, continuing=not bool(cfg.train.reset_each_segment))
-                self._score(
-                    segment
-                )  # 2. score (rewards are the env's unless a reward model is set)
-                from rl_post.algorithms.objective import compute_advantages
-
-                adv = compute_advantages(advantage_inputs(segment), cfg.algo)  # 3. advantages
-                batch = flatten_batch(segment, adv["advantages"], adv["returns"], adv["mask"])
-                lag = consumed_lag(batch, self.version)
-                learner_start = time.perf_counter()
-                warming_up = self.iteration < int(cfg.train.critic_warmup_iterations)
-                update_stats = (
-                    self.learner.update(batch, policy_lr_scale=0.0 if warming_up else 1.0)
-                    if batch_size(batch) > 0
-                    else {"skipped_update": 1.0}
-                )
-                learner_s = time.perf_counter() - learner_start  # 4. update
-                sync_start = time.perf_counter()
-                if batch_size(batch) > 0:
-                    self.version += 1
-                    self.pool.push_weights(
-                        self.version, self.learner.policy_state()
-                    )  # 5. push weights
-                sync_s = time.perf_counter() - sync_start
-                self.iteration += 1
-                iteration_s = time.perf_counter() - start
-                self.wall_s += iteration_s
-                steps = int(segment.steps.sum())
-                self.env_steps += steps
-                metrics = {
-                    **episode_metrics(segment),
-                    **self.reward_metrics,
-                    **{f"adv/{k}": v for k, v in adv["stats"].items()},
-                    **{f"learner/{k}": v for k, v in update_stats.items()},
-                    **time_breakdown(gather, learner_s, sync_s, iteration_s, str(cfg.runtime.mode)),
-                    "rollout/policy_lag_max": float(gather.max_lag),
-                    "rollout/stale_dropped": float(gather.stale_dropped),
-                    "rollout/consumed_lag_max": lag,
-                    "learner/batch_size": float(batch_size(batch)),
-                    "perf/env_steps": float(self.env_steps),
-                    "perf/env_steps_per_s": steps / max(iteration_s, 1e-9),
-                    "perf/wall_s": self.wall_s,
-                    "version": float(self.version),
-                }
-                for event in gather.events:
-                    logger.message(f"[event] {event}")
-                metrics["events"] = len(gather.events)
-                evaluated = self._due(cfg.eval.every)
-                if evaluated:  # 6. evaluate
-                    metrics.update(self.evaluate())
-                logger.log(self.iteration, metrics)  # 7. log
-                if evaluated:
-                    self._plot_learning_curve()
-                logger.progress(self.iteration, metrics, self._eta(iteration_s), self._phase())
-                if self._due(cfg.checkpoint.every):  # 8. checkpoint
-                    self.save_checkpoint()
-        except KeyboardInterrupt:
-            logger.message("interrupted: writing a final checkpoint")
+            with stop:
+                self._train_loop(logger, total, stop)
+        except KeyboardInterrupt as exc:  # a second signal, or one outside the main thread's loop
+            interrupted = f"interrupted ({exc or 'KeyboardInterrupt'})"
+        if interrupted is None and stop.requested:
+            interrupted = f"{stop.describe()}: stopped after update {self.iteration}"
+        if interrupted is not None:
+            logger.message(f"{interrupted}; writing a final checkpoint")
             self.collector.drain()
             self.save_checkpoint()
             logger.close()
@@ -427,6 +377,66 @@ class Trainer:
             f"start-up and checkpoints {format_duration(other)}); outputs in {self.run_dir}"
         )
         return 0
+
+    def _train_loop(self, logger: RunLogger, total: int, stop: StopRequest) -> None:
+        """Updates until train.iterations, the env-step budget, or a stop request (checked
+        between updates: Ctrl-C / SIGTERM never lands inside one)."""
+        cfg = self.cfg
+        while self.iteration < total and not self._budget_spent() and not stop.requested:
+            start = time.perf_counter()
+            gather = self.collector.gather(self.version)  # 1. collect
+            segment = merge_gathered(gather, continuing=not bool(cfg.train.reset_each_segment))
+            self._score(segment)  # 2. score (rewards are the env's unless a reward model is set)
+            from rl_post.algorithms.objective import compute_advantages
+
+            adv = compute_advantages(advantage_inputs(segment), cfg.algo)  # 3. advantages
+            batch = flatten_batch(segment, adv["advantages"], adv["returns"], adv["mask"])
+            lag = consumed_lag(batch, self.version)
+            learner_start = time.perf_counter()
+            warming_up = self.iteration < int(cfg.train.critic_warmup_iterations)
+            update_stats = (
+                self.learner.update(batch, policy_lr_scale=0.0 if warming_up else 1.0)
+                if batch_size(batch) > 0
+                else {"skipped_update": 1.0}
+            )
+            learner_s = time.perf_counter() - learner_start  # 4. update
+            sync_start = time.perf_counter()
+            if batch_size(batch) > 0:
+                self.version += 1
+                self.pool.push_weights(self.version, self.learner.policy_state())  # 5. push weights
+            sync_s = time.perf_counter() - sync_start
+            self.iteration += 1
+            iteration_s = time.perf_counter() - start
+            self.wall_s += iteration_s
+            steps = int(segment.steps.sum())
+            self.env_steps += steps
+            metrics = {
+                **episode_metrics(segment),
+                **self.reward_metrics,
+                **{f"adv/{k}": v for k, v in adv["stats"].items()},
+                **{f"learner/{k}": v for k, v in update_stats.items()},
+                **time_breakdown(gather, learner_s, sync_s, iteration_s, str(cfg.runtime.mode)),
+                "rollout/policy_lag_max": float(gather.max_lag),
+                "rollout/stale_dropped": float(gather.stale_dropped),
+                "rollout/consumed_lag_max": lag,
+                "learner/batch_size": float(batch_size(batch)),
+                "perf/env_steps": float(self.env_steps),
+                "perf/env_steps_per_s": steps / max(iteration_s, 1e-9),
+                "perf/wall_s": self.wall_s,
+                "version": float(self.version),
+            }
+            for event in gather.events:
+                logger.message(f"[event] {event}")
+            metrics["events"] = len(gather.events)
+            evaluated = self._due(cfg.eval.every)
+            if evaluated:  # 6. evaluate
+                metrics.update(self.evaluate())
+            logger.log(self.iteration, metrics)  # 7. log
+            if evaluated:
+                self._plot_learning_curve()
+            logger.progress(self.iteration, metrics, self._eta(iteration_s), self._phase())
+            if self._due(cfg.checkpoint.every):  # 8. checkpoint
+                self.save_checkpoint()
 
     def _save_start_policy(self) -> None:
         """The policy as RL starts from it, with this run's model config (sampler, noise, critic):

@@ -283,8 +283,13 @@ def test_ctrl_c_or_sigterm_writes_a_final_checkpoint(tmp_path, signum):
         os.killpg(proc.pid, signal.SIGINT)
     else:
         os.kill(proc.pid, signal.SIGTERM)
-    output = proc.communicate(timeout=180)[0].decode()
+    try:
+        output = proc.communicate(timeout=180)[0].decode()
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("no exit 180 s after the signal:\n" + proc.communicate()[0].decode()[-4000:])
     assert proc.returncode == 130, output[-2000:]
+    assert "stopped after update" in output
     checkpoints = list(metrics[0].parent.glob("checkpoints/iter_*"))
     assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.pt").is_file()
 

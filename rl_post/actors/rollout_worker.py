@@ -109,6 +109,7 @@ class RolloutWorker:
         seed: int = 0,
         act_mode: str = "stochastic",
         store_end_obs: bool = False,
+        bootstrap_terminations: bool = False,
         schedule: str = PIPELINED,
         probe_settings: ProbeSettings | None = None,
     ):
@@ -123,6 +124,7 @@ class RolloutWorker:
         self.total_groups = max(1, total_envs // group_size)
         self.act_mode = act_mode
         self.store_end_obs = store_end_obs
+        self.bootstrap_terminations = bootstrap_terminations
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self.version = 0
@@ -387,7 +389,10 @@ class RolloutWorker:
     def _record_result(self, buf: _StageBuffer, stage: int, result: ChunkStepResult) -> None:
         buf.results.append(result)
         bootstrap = torch.zeros(result.reward.shape[0])
-        needs = result.truncated & ~result.terminated
+        # V(final obs) where GAE will use it: at time limits, and at terminations too when the
+        # algo bootstraps them (algo.bootstrap_terminations).
+        ended = result.truncated | result.terminated
+        needs = ended if self.bootstrap_terminations else result.truncated & ~result.terminated
         if needs.any():
             index = needs.nonzero().flatten()
             bootstrap[index] = self._value_of(select_obs(result.final_obs, index))

@@ -2,7 +2,8 @@
 
 Per decision t of sub-env n (gamma applies once per decision, i.e. per action chunk):
     next_value = 0                        if terminated[t]  (true end: nothing to bootstrap)
-               = bootstrap_value[t]       if truncated[t]   (time limit: V(final_obs))
+               = bootstrap_value[t]       if truncated[t]   (time limit: V(final_obs)), and at
+                                          terminations too with bootstrap_terminations
                = V of the next active decision of the same sub-env, or last_value[n] if none
     delta[t]   = reward[t] + gamma * next_value - value[t]
     adv[t]     = delta[t] + gamma * lam * adv[next active decision]   (0 after a done)
@@ -28,8 +29,13 @@ def gae(
     gamma: float,
     lam: float,
     active: torch.Tensor | None = None,
+    bootstrap_terminations: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (advantages, returns), both [T, N] like `reward`."""
+    """Return (advantages, returns), both [T, N] like `reward`.
+
+    bootstrap_terminations: a termination bootstraps V(final obs) like a time limit, as
+    ManiSkill's PPO does with partial resets: success ends the episode, not the value of the
+    state reached, so finishing early is not worth less than hovering at the goal."""
     if reward.ndim != 2:
         raise ValueError(f"reward must be time-major [T, N]; got shape {tuple(reward.shape)}")
     shape = reward.shape
@@ -48,8 +54,9 @@ def gae(
     elif active.shape != shape:
         raise ValueError(f"active shape {tuple(active.shape)} != reward shape {tuple(shape)}")
 
-    terminated = terminated.bool()
-    done = terminated | truncated.bool()
+    done = terminated.bool() | truncated.bool()
+    # where the target is 0: true ends only, unless terminations bootstrap as well
+    terminated = terminated.bool() & (not bootstrap_terminations)
     active = active.bool()
     advantages = torch.zeros_like(reward)
     # Carries hold the value and advantage of the next ACTIVE decision of each sub-env.

@@ -152,6 +152,7 @@ def compute_advantages(data: dict[str, torch.Tensor], cfg: Any) -> dict:
             gamma=float(cfg["gamma"]),
             lam=float(cfg["lam"]),
             active=data["active"],
+            bootstrap_terminations=bool(cfg["bootstrap_terminations"]),
         )
         mask = data["active"].to(advantages.dtype)
         stats: dict[str, float] = {}

@@ -59,6 +59,7 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "reward_scale",
     "gamma",
     "lam",
+    "bootstrap_terminations",
     "normalize_advantages",
     "group_std_normalize",
     "group_return",
@@ -159,6 +160,15 @@ def validate_algo_cfg(cfg: Mapping[str, Any]) -> AlgoSpec:
     _choice(cfg, "logprob_level", LOGPROB_LEVELS)
     _choice(cfg, "group_return", GROUP_RETURNS)
     _choice(cfg, "kl_grain", KL_GRAINS)
+    if not isinstance(cfg["bootstrap_terminations"], bool):
+        raise ConfigError(
+            f"algo.bootstrap_terminations must be true or false, got {cfg['bootstrap_terminations']!r}"
+        )
+    if cfg["bootstrap_terminations"] and cfg["advantage"] != "gae":
+        raise ConfigError(
+            f"algo.bootstrap_terminations=true needs a critic (algo=ppo); {spec.name} scores whole "
+            "episodes and has no value to bootstrap"
+        )
     _choice(cfg, "loss_agg", LOSS_AGGS)
     _choice(cfg, "kl_estimator", KL_ESTIMATORS)
     _in_range(cfg, "gamma", 0.0, 1.0, "in [0, 1]")

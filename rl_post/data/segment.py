@@ -22,7 +22,8 @@ class Segment:
     terminated: torch.Tensor  # [T, N] bool
     truncated: torch.Tensor  # [T, N] bool
     active: torch.Tensor  # [T, N] bool, False for idle decisions (see ChunkStepResult.active)
-    bootstrap_value: torch.Tensor  # [T, N] V(final_obs) where truncated, else 0
+    bootstrap_value: torch.Tensor  # [T, N] V(final_obs) where truncated (or, with
+    # algo.bootstrap_terminations, terminated), else 0
     last_value: torch.Tensor  # [N] V(obs after the last decision), to bootstrap the segment end
     version: torch.Tensor  # [T, N] int64, weight version that produced each decision
     group_id: torch.Tensor  # [T, N] int64, episode group (same initial state) of each decision

@@ -123,6 +123,7 @@ def _make_worker(
         device=device,
         seed=int(cfg.seed) * 1000 + worker_index,
         store_end_obs=bool(cfg.get("reward", {}).get("needs_end_obs", False)),
+        bootstrap_terminations=bool(cfg.algo.bootstrap_terminations),
         schedule=layout.schedule,
         probe_settings=probe_settings(cfg.runtime),
     )

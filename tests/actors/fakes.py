@@ -18,6 +18,7 @@ class CountingShard:
         horizon: int = 2,
         action_dim: int = 1,
         fail_after: int = -1,
+        terminate: bool = False,
     ):
         self.num_envs = num_envs
         self.episode_len = episode_len
@@ -28,6 +29,7 @@ class CountingShard:
         self.calls = 0
         self.fail_after = fail_after
         self.returns = torch.zeros(num_envs)
+        self.terminate = terminate  # episodes end by termination (task done) instead
 
     def _obs(self) -> dict:
         return {"state": self.t.float().unsqueeze(1), "instruction": ["count"] * self.num_envs}
@@ -46,19 +48,20 @@ class CountingShard:
         self.t += steps
         reward = steps.float()
         self.returns += reward
-        truncated = self.t >= self.episode_len
+        ended = self.t >= self.episode_len
+        truncated = ended & ~torch.tensor(self.terminate)
         final = self._obs()
         episodes = [
             EpisodeStats(i, "count", 0, False, False, float(self.returns[i]), int(self.t[i]))
-            for i in truncated.nonzero().flatten().tolist()
+            for i in ended.nonzero().flatten().tolist()
         ]
-        self.t[truncated] = 0
-        self.returns[truncated] = 0
+        self.t[ended] = 0
+        self.returns[ended] = 0
         return ChunkStepResult(
             obs=self._obs(),
             final_obs=final,
             reward=reward,
-            terminated=torch.zeros(self.num_envs, dtype=torch.bool),
+            terminated=ended & torch.tensor(self.terminate),
             truncated=truncated,
             success=torch.zeros(self.num_envs, dtype=torch.bool),
             active=torch.ones(self.num_envs, dtype=torch.bool),

@@ -91,3 +91,24 @@ def test_end_obs_recorded_only_when_asked():
     segment, _ = worker.collect_segment(3)
     # the episode continues from counter 4: it ends at 5 (pre-reset final obs kept), then 2, 4
     assert segment.end_obs["state"][:, 0, 0].tolist() == [5.0, 2.0, 4.0]
+
+
+def test_terminations_get_a_bootstrap_value_only_when_the_algo_uses_it():
+    def segment_of(bootstrap_terminations):
+        worker = RolloutWorker(
+            policy=BiasPolicy(),
+            shard_factory=lambda i: LocalEnvHandle(CountingShard(2, episode_len=5, terminate=True)),
+            shard_sizes=[2],
+            execute_steps=2,
+            group_size=1,
+            global_env_offset=0,
+            total_envs=2,
+            bootstrap_terminations=bootstrap_terminations,
+        )
+        return worker.collect_segment(4)[0]
+
+    plain = segment_of(False)
+    assert plain.terminated[:, 0].tolist() == [False, False, True, False]
+    assert plain.bootstrap_value[:, 0].tolist() == [0.0, 0.0, 0.0, 0.0]
+    # the final obs of the terminating chunk has counter 5 -> value 50, as on a truncation
+    assert segment_of(True).bootstrap_value[:, 0].tolist() == [0.0, 0.0, 50.0, 0.0]

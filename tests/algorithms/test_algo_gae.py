@@ -117,3 +117,25 @@ def test_lambda_one_gives_discounted_return_minus_value():
     )
     # Monte-Carlo returns with gamma 0.5: 1 + 0.5 + 0.25 = 1.75, 1.5, 1
     torch.testing.assert_close(ret, col(1.75, 1.5, 1.0))
+
+
+def test_bootstrapped_termination_uses_the_final_value_and_still_cuts_the_episode():
+    # t1 terminates (success) with V(final obs) = 4; a new episode runs t2..t3 to the segment end
+    reward = col(1.0, 2.0, 0.0, 1.0)
+    value = col(0.5, 1.0, 1.5, 2.0)
+    inputs = dict(
+        terminated=flags(0, 1, 0, 0),
+        truncated=flags(0, 0, 0, 0),
+        bootstrap_value=col(0.0, 4.0, 0.0, 0.0),
+        last_value=torch.tensor([3.0], dtype=torch.float64),
+        gamma=G,
+        lam=L,
+    )
+    adv, _ = gae(reward, value, bootstrap_terminations=True, **inputs)
+    # t3: 1 + 0.9*3 - 2 = 1.7;     t2: 0 + 0.9*2 - 1.5 = 0.3;  0.3 + 0.72*1.7 = 1.524
+    # t1: 2 + 0.9*4 - 1 = 4.6      (V(final obs) bootstrapped; nothing carried across the end)
+    # t0: 1 + 0.9*1 - 0.5 = 1.4;   1.4 + 0.72*4.6 = 4.712
+    torch.testing.assert_close(adv, col(4.712, 4.6, 1.524, 1.7))
+    plain, _ = gae(reward, value, **inputs)  # a true end: target 0 at t1
+    # t1: 2 - 1 = 1;  t0: 1.4 + 0.72*1 = 2.12
+    torch.testing.assert_close(plain, col(2.12, 1.0, 1.524, 1.7))

@@ -44,6 +44,7 @@ def test_algo_configs_share_one_key_set_and_validate(name):
         ({"dual_clip": 1.0}, "dual_clip must be null"),
         ({"gamma": 1.5}, "gamma must be in"),
         ({"value_clip": -0.1}, "value_clip must be null"),
+        ({"bootstrap_terminations": "yes"}, "bootstrap_terminations must be true or false"),
         (
             {"dynamic_sampling.min_success_rate": 0.9, "dynamic_sampling.max_success_rate": 0.1},
             "min_success_rate <= max_success_rate",
@@ -62,6 +63,13 @@ def test_group_algorithms_need_groups():
     cfg = OmegaConf.load(ALGO_DIR / "grpo.yaml")
     cfg.group_size = 1
     with pytest.raises(ConfigError, match="group_size must be >= 2"):
+        validate_algo_cfg(cfg)
+
+
+def test_bootstrapped_terminations_need_a_critic():
+    cfg = OmegaConf.load(ALGO_DIR / "rloo.yaml")
+    cfg.bootstrap_terminations = True
+    with pytest.raises(ConfigError, match="needs a critic"):
         validate_algo_cfg(cfg)
 
 

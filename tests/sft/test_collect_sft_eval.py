@@ -152,6 +152,6 @@ def test_mlp_gaussian_sft_checkpoint_evaluates(demo_file, tmp_path):
         f"output_root={tmp_path / 'eval'}",
     ]
     assert cli_main(eval_args) == 0
-    (folder,) = (tmp_path / "eval" / "eval").iterdir()
+    (folder,) = (tmp_path / "eval" / "eval-mlp-final-on-PickCube-v1").iterdir()
     report = json.loads((folder / "eval_report.json").read_text())
     assert report["tasks"]["overall"]["episodes"] == 2
