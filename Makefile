@@ -1,8 +1,11 @@
 # Two commands do everything on a fresh machine:
-#   make train   set up (idempotent), then a short real RL run on CPU
+#   make train   set up (idempotent), then a short real RL run on CPU that lifts a policy
 #   make test    set up (idempotent), then the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The main job: PPO from scratch with the Gaussian MLP on PushCube-v1 (ManiSkill PPO's recipe),
+# 100 updates = 80k env steps, held-out evaluation before, halfway and at the end.
+TRAIN_RECIPE ?= env=pushcube presets=mlp_ppo_scratch train.iterations=100 eval.every=50 checkpoint.every=50
 TRAIN_ARGS ?=
 TEST_ARGS ?=
 RECIPE ?= pickcube_flow_ppo
@@ -13,7 +16,7 @@ setup:
 	@bash scripts/setup.sh
 
 train: setup
-	$(VENV)/bin/rl-post train $(TRAIN_ARGS)
+	$(VENV)/bin/rl-post train $(TRAIN_RECIPE) $(TRAIN_ARGS)
 
 test: setup
 	@bash scripts/run_tests.sh $(TEST_ARGS)

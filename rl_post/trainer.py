@@ -8,6 +8,7 @@ in this process (the serial debug mode).
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import shutil
@@ -369,6 +370,7 @@ class Trainer:
             self.save_checkpoint()
         logger.close()
         self.close()
+        self._write_before_after()
         elapsed = time.perf_counter() - self.console.started
         other = max(0.0, elapsed - self.wall_s - self.eval_wall_s)
         self.console.line(
@@ -377,6 +379,16 @@ class Trainer:
             f"start-up and checkpoints {format_duration(other)}); outputs in {self.run_dir}"
         )
         return 0
+
+    def _write_before_after(self) -> None:
+        """<run>/summary.json and one console line: first vs last held-out evaluation."""
+        from rl_post.run_summary import before_after, describe, eval_rows
+
+        summary = before_after(eval_rows(self.run_dir / "metrics.jsonl"))
+        if summary is None:
+            return
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        self.console.line(f"rl-post train: {describe(summary)}")
 
     def _train_loop(self, logger: RunLogger, total: int, stop: StopRequest) -> None:
         """Updates until train.iterations, the env-step budget, or a stop request (checked
