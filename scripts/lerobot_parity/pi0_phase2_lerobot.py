@@ -5,10 +5,14 @@ stock Gemma, which these shims provide. LeRobot's merged-layer TRAINING path
 Its KV-cached inference path calls the patched GemmaModel.forward (no embedding normalizer) and is
 not run here. The tiny shapes replace LeRobot's fixed tables (gemma_2b / gemma_300m, SigLIP
 intermediate 4304, projection 2048) so the model is small; every equation is LeRobot's."""
-import json, sys, types
+
+import json
+import sys
+import types
 from pathlib import Path
-import torch
+
 import lerobot
+import torch
 
 _pkg = types.ModuleType("lerobot.policies")
 _pkg.__path__ = [str(Path(lerobot.__file__).parent / "policies")]
@@ -17,6 +21,7 @@ check = types.ModuleType("transformers.models.siglip.check")
 check.check_whether_transformers_replace_is_installed_correctly = lambda: True
 sys.modules["transformers.models.siglip.check"] = check
 import transformers.models.siglip as siglip_pkg  # noqa: E402
+
 siglip_pkg.check = check
 from transformers.models.gemma import modeling_gemma  # noqa: E402
 
@@ -29,8 +34,11 @@ import lerobot.policies.pi0.modeling_pi0 as mp  # noqa: E402
 import lerobot.policies.pi0.processor_pi0  # noqa: E402,F401
 from transformers import AutoTokenizer  # noqa: E402
 
-pinned = {**data["vision"], "intermediate_size": data["vision"]["intermediate_size"],
-          "projection_dim": data["variants"]["gemma_2b"]["width"]}
+pinned = {
+    **data["vision"],
+    "intermediate_size": data["vision"]["intermediate_size"],
+    "projection_dim": data["variants"]["gemma_2b"]["width"],
+}
 
 
 _Orig = mp.PaliGemmaForConditionalGeneration
@@ -51,16 +59,24 @@ from lerobot.processor import PolicyProcessorPipeline  # noqa: E402
 folder = data["folder"]
 policy = mp.PI0Policy.from_pretrained(folder, strict=True).eval()
 tok = AutoTokenizer.from_pretrained(folder)
-pre = PolicyProcessorPipeline.from_pretrained(folder, config_filename="policy_preprocessor.json",
-                                              overrides={"tokenizer_processor": {"tokenizer": tok}})
+pre = PolicyProcessorPipeline.from_pretrained(
+    folder,
+    config_filename="policy_preprocessor.json",
+    overrides={"tokenizer_processor": {"tokenizer": tok}},
+)
 batch = {"observation.state": data["state"], "task": data["instructions"]}
-for key, img in zip(data["image_keys"], data["images"]):
+for key, img in zip(data["image_keys"], data["images"], strict=True):
     batch[key] = img
 processed = pre(batch)
-report = {"tokens_equal": bool(torch.equal(processed["observation.language.tokens"], data["tokens"])),
-          "state_max_abs": float((processed["observation.state"] - data["normalized_state"]).abs().max())}
+report = {
+    "tokens_equal": bool(torch.equal(processed["observation.language.tokens"], data["tokens"])),
+    "state_max_abs": float((processed["observation.state"] - data["normalized_state"]).abs().max()),
+}
 images, img_masks = policy._preprocess_images(processed)
-lang, lang_mask = processed["observation.language.tokens"], processed["observation.language.attention_mask"]
+lang, lang_mask = (
+    processed["observation.language.tokens"],
+    processed["observation.language.attention_mask"],
+)
 state = policy.prepare_state(processed)
 m = policy.model
 
@@ -72,9 +88,15 @@ def velocity(x_t, t):  # PI0Pytorch.forward up to v_t, with LeRobot's own functi
     att = torch.cat([pa, sa], 1)
     mask4 = m._prepare_attention_masks_4d(mp.make_att_2d_masks(pad, att))
     pos = torch.cumsum(pad, dim=1) - 1
-    (_, out), _ = m.paligemma_with_expert.forward(attention_mask=mask4, position_ids=pos, past_key_values=None,
-                                                  inputs_embeds=[pe, se], use_cache=False, adarms_cond=[None, cond])
-    return m.action_out_proj(out[:, -m.config.chunk_size:].float())
+    (_, out), _ = m.paligemma_with_expert.forward(
+        attention_mask=mask4,
+        position_ids=pos,
+        past_key_values=None,
+        inputs_embeds=[pe, se],
+        use_cache=False,
+        adarms_cond=[None, cond],
+    )
+    return m.action_out_proj(out[:, -m.config.chunk_size :].float())
 
 
 with torch.no_grad():

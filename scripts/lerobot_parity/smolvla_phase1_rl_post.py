@@ -1,11 +1,15 @@
 """Phase 1 (project venv): a tiny random SmolVLA in rl_post, saved in LeRobot's layout, plus
 inputs and rl_post's outputs for the same noise."""
+
 import sys
+
 import torch
+
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2] / "tests"))
-from models.vla.helpers import make_policy, make_obs, tiny_config, SPEC, TINY_SMOLVLM
+from models.vla.helpers import TINY_SMOLVLM, make_obs, make_policy
+
 from rl_post.models import save_policy
-from rl_post.models.vla.inputs import images_uint8, select_state, instructions
+from rl_post.models.vla.inputs import images_uint8, instructions, select_state
 from rl_post.models.vla.ops import pad_last_dim
 
 out_dir = sys.argv[1]
@@ -35,7 +39,9 @@ for attention in ["cross_attn", "self_attn"]:
             v, _ = policy._velocity(x, tt, cache)
             x = x - v / policy.num_steps
         state = select_state(obs, policy.layout, torch.device("cpu"))
-        tokens, mask = policy.instruction_encoder(instructions(obs, policy.layout, 3), torch.device("cpu"))
+        tokens, mask = policy.instruction_encoder(
+            instructions(obs, policy.layout, 3), torch.device("cpu")
+        )
         images = images_uint8(obs, policy.layout, torch.device("cpu"))  # [N,H,W,3] in [0,1]
         # flow-matching training loss for given noise/time (LeRobot forward's losses)
         actions = torch.rand(3, policy.action_horizon, 4)
@@ -45,13 +51,21 @@ for attention in ["cross_attn", "self_attn"]:
         losses = (v_train - (noise - norm_actions)) ** 2
     results[attention] = {
         "folder": str(folder),
-        "state": state, "images": [im.permute(0, 3, 1, 2).contiguous() for im in images],
+        "state": state,
+        "images": [im.permute(0, 3, 1, 2).contiguous() for im in images],
         "image_keys": list(policy.layout.image_keys),
-        "instructions": obs["instruction"], "tokens": tokens, "token_mask": mask,
+        "instructions": obs["instruction"],
+        "tokens": tokens,
+        "token_mask": mask,
         "normalized_state": policy.normalizer.normalize_state(state),
-        "x_t": x_t, "t": t, "velocity": velocity, "noise": noise, "ode_sample": x,
+        "x_t": x_t,
+        "t": t,
+        "velocity": velocity,
+        "noise": noise,
+        "ode_sample": x,
         "actions_unnormalized": policy.normalizer.unnormalize_action(x[..., :4]),
-        "train_actions": actions, "train_losses": losses,
+        "train_actions": actions,
+        "train_losses": losses,
         "vlm_config": TINY_SMOLVLM,
     }
 torch.save(results, f"{out_dir}/phase1.pt")
