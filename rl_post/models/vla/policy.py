@@ -19,6 +19,8 @@ on the expert; evaluate() recomputes all K steps of the stored chains in one bat
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 
@@ -56,7 +58,7 @@ def _fp32(device: torch.device) -> torch.autocast:
     return torch.autocast(device_type=device.type, enabled=False)
 
 
-class VLAFlowPolicy(nn.Module):
+class VLAFlowPolicy(nn.Module, abc.ABC):
     kind: str
     padding: str  # how instructions are padded ("longest" | "max_length")
 
@@ -104,27 +106,30 @@ class VLAFlowPolicy(nn.Module):
 
     # ----- what each family provides ------------------------------------------------------------
 
-    def build_network(self, cfg: VLAModelConfig) -> nn.Module:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def build_network(self, cfg: VLAModelConfig) -> nn.Module: ...
 
     @property
-    def vocab_size(self) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def vocab_size(self) -> int: ...
 
+    @abc.abstractmethod
     def prepare_images(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         """[N, H, W, 3] in [0, 1] per image key -> the VLM's pixel values [N, 3, h, w]."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def vlm_module(self) -> nn.Module:
         """The pretrained VLM (frozen by train=expert, LoRA-adapted by train=lora)."""
-        raise NotImplementedError
+        ...
 
-    def vision_module(self) -> nn.Module:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def vision_module(self) -> nn.Module: ...
 
+    @abc.abstractmethod
     def unused_parameters(self) -> list[nn.Parameter]:
         """Parameters no action, value or noise output depends on (lm heads): never trained."""
-        raise NotImplementedError
+        ...
 
     # ----- shared machinery ---------------------------------------------------------------------
 
