@@ -170,8 +170,13 @@ def _explain_bad_key(message: str, overrides: list[str]) -> str:
             "settings as overrides, or use a preset made for this command"
         )
     if "not in struct" in first or "Key '" in first or "Could not override" in first:
-        bad = [o.split("=")[0] for o in overrides if o.split("=")[0].split(".")[-1] in first]
-        key = bad[0] if bad else first
+        named = re.search(r"Key '([^']+)'", first)
+        missing = named.group(1) if named else None
+        paths = [o.split("=")[0].lstrip("+~") for o in overrides]
+        # Hydra names the first missing component (e.g. 'run' of run.name), not the whole path.
+        bad = [p for p in paths if missing is not None and missing in p.split(".")]
+        bad = bad or [p for p in paths if p.split(".")[-1] in first]
+        key = bad[0] if bad else (missing or first)
         return (
             f"unknown config key '{key}' ({first}). Check the spelling against "
             f"`rl-post <command> --cfg` or add it with '+{key}=...' if it is meant to be new"

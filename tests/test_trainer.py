@@ -231,6 +231,9 @@ def test_checkpoint_of_another_model_kind_fails_before_workers_start(tmp_path):
 def test_cli_reports_unknown_key_and_unknown_group_choice(capsys):
     assert cli_main(["train", "algo.not_a_key=1"]) == 2
     assert "unknown config key 'algo.not_a_key'" in capsys.readouterr().err
+    # a missing top-level group is named by its whole override path, not by Hydra's message
+    assert cli_main(["train", "run.name=x"]) == 2
+    assert "unknown config key 'run.name'" in capsys.readouterr().err
     assert cli_main(["train", "algo=ppx"]) == 2
     err = capsys.readouterr().err
     assert "unknown algo 'ppx'" in err and "grpo" in err and "ppo" in err
