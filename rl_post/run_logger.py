@@ -15,6 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rl_post.console import Console
+from rl_post.progress import progress_bar
 
 BAR_FORMAT = "{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}"
 
@@ -88,12 +89,11 @@ class RunLogger:
 
     def start(self, phase: str = "train") -> None:
         """Show the training bar (after the start evaluation, which draws its own)."""
-        self.bar = tqdm(
+        self.bar = progress_bar(
             total=self.total,
             initial=self.initial,
             desc=phase,
             unit="upd",
-            dynamic_ncols=True,
             file=self.console.stream,
             bar_format=BAR_FORMAT,
         )

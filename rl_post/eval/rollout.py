@@ -194,15 +194,10 @@ def evaluate_policy(
     episodes: list[EpisodeStats] = []
     bar = None
     if progress:
-        from tqdm import tqdm
+        from rl_post.progress import progress_bar
 
-        bar = tqdm(
-            total=len(jobs),
-            desc=f"eval {mode}",
-            unit="ep",
-            dynamic_ncols=True,
-            file=progress_file,
-            leave=False,
+        bar = progress_bar(
+            total=len(jobs), desc=f"eval {mode}", unit="ep", file=progress_file, leave=False
         )
     owned = env is None
     if owned:

@@ -149,7 +149,7 @@ def collect_task(
 
 
 def collect_demos(env: EnvSettings, settings: CollectSettings) -> dict[str, Any]:
-    from tqdm import tqdm
+    from rl_post.progress import progress_bar
 
     for task in env.tasks:
         check_planner_task(task)
@@ -169,7 +169,7 @@ def collect_demos(env: EnvSettings, settings: CollectSettings) -> dict[str, Any]
         else:
             _init_worker(env, settings.max_episode_steps)
         try:
-            with tqdm(total=missing, desc="demos", unit="demo", dynamic_ncols=True) as progress:
+            with progress_bar(total=missing, desc="demos", unit="demo") as progress:
                 for task in env.tasks:
                     report["tasks"][task] = collect_task(task, writer, settings, pool, progress)
                     report["tasks"][task]["total"] = writer.count(task)
