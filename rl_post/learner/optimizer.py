@@ -40,8 +40,16 @@ class GroupClippedAdamW(torch.optim.AdamW):
         for group in groups:
             group.setdefault("max_grad_norm", None)
             group.setdefault("name", "group")
+        # torch picks the multi-tensor (foreach) kernels by default only for CUDA tensors; on CPU
+        # it would loop over the parameters in Python (measured: ~2x the step time of foreach).
         super().__init__(
-            groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused or None
+            groups,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            fused=fused or None,
+            foreach=None if fused else True,
         )
         self.skip = False
         self.partitioned = False  # set by the learner: True under ZeRO >= 1
@@ -61,12 +69,11 @@ class GroupClippedAdamW(torch.optim.AdamW):
         return cleared
 
     def _group_norm(self, group: dict[str, Any]) -> torch.Tensor:
-        grads = [p.grad for p in group["params"] if p.grad is not None]
+        grads = [p.grad.detach().float() for p in group["params"] if p.grad is not None]
         if grads:
-            squared = sum(g.detach().float().pow(2).sum() for g in grads)
+            squared = torch.stack(torch._foreach_norm(grads)).pow(2).sum()
         else:
             squared = torch.zeros((), device=group["params"][0].device)
-        squared = torch.as_tensor(squared)
         if self.partitioned and dist.is_available() and dist.is_initialized():
             dist.all_reduce(squared)
         return squared.sqrt()
@@ -79,9 +86,8 @@ class GroupClippedAdamW(torch.optim.AdamW):
             limit = group.get("max_grad_norm")
             if limit and math.isfinite(float(norm)) and float(norm) > float(limit):
                 scale = float(limit) / (float(norm) + 1e-6)
-                for param in group["params"]:
-                    if param.grad is not None:
-                        param.grad.mul_(scale)
+                grads = [p.grad for p in group["params"] if p.grad is not None]
+                torch._foreach_mul_(grads, scale)
         if self.skip:
             return None
         return super().step(closure)

@@ -52,3 +52,26 @@ def test_reset_group_state_restarts_adam_for_that_group_only():
     # A fresh Adam's first step is lr * sign(g) (m_hat = g, v_hat = g^2)
     assert torch.allclose(policy - before, torch.tensor([-0.1, 0.1]), atol=1e-6)
     assert math.isclose(float(opt.state[policy]["step"]), 1.0)
+
+
+def test_cpu_step_uses_the_multi_tensor_kernels_and_matches_the_per_tensor_loop():
+    def run(foreach: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(3, 4)), torch.nn.Parameter(torch.randn(5))]
+        opt = GroupClippedAdamW(
+            [{"params": params, "name": "policy", "max_grad_norm": 0.5}],
+            lr=0.01,
+            betas=(0.9, 0.999),
+            eps=1e-8,
+            weight_decay=0.01,
+        )
+        assert opt.param_groups[0]["foreach"] is True  # torch's CPU default is the Python loop
+        opt.param_groups[0]["foreach"] = foreach
+        for step in range(3):
+            for p in params:
+                p.grad = torch.full_like(p, float(step + 1))
+            opt.step()
+        return [p.detach().clone() for p in params]
+
+    for fast, slow in zip(run(True), run(False), strict=True):
+        assert torch.allclose(fast, slow, atol=1e-7)
