@@ -14,7 +14,6 @@ from typing import IO, Any
 
 # Seconds between redraws of a bar written to a file: a line per half minute of a long run.
 FILE_REFRESH_S = 30.0
-FILE_BAR_WIDTH = 120
 _CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -59,6 +58,5 @@ def progress_bar(file: IO[str] | None = None, **kwargs: Any):
         file=FrameLines(stream),
         mininterval=FILE_REFRESH_S,
         maxinterval=FILE_REFRESH_S,
-        ncols=FILE_BAR_WIDTH,
-        **kwargs,
+        **kwargs,  # no width: tqdm then draws a 10-character bar and never cuts the postfix
     )

@@ -108,10 +108,19 @@ class RunLogger:
                 {k: v for k, v in row.items() if isinstance(v, int | float)}, step=step
             )
 
-    def progress(self, step: int, metrics: dict[str, Any], eta: str = "", phase: str = "") -> None:
+    def progress(
+        self,
+        step: int,
+        metrics: dict[str, Any],
+        eta: str = "",
+        phase: str = "",
+        total: int | None = None,
+    ) -> None:
         if self.bar is None:
             self.start(phase or "train")
         assert self.bar is not None
+        if total is not None and total != self.bar.total:  # an env-step budget ends it sooner
+            self.bar.total = self.total = total
         if phase:
             self.bar.set_description_str(phase, refresh=False)
         self.bar.update(1)

@@ -446,7 +446,13 @@ class Trainer:
             logger.log(self.iteration, metrics)  # 7. log
             if evaluated:
                 self._plot_learning_curve()
-            logger.progress(self.iteration, metrics, self._eta(iteration_s), self._phase())
+            logger.progress(
+                self.iteration,
+                metrics,
+                self._eta(iteration_s),
+                self._phase(),
+                total=self._planned_iterations(),
+            )
             if self._due(cfg.checkpoint.every):  # 8. checkpoint
                 self.save_checkpoint()
 
@@ -470,12 +476,23 @@ class Trainer:
         budget = int(self.cfg.train.get("max_env_steps", 0) or 0)
         return budget > 0 and self.env_steps >= budget
 
+    def _planned_iterations(self) -> int:
+        """train.iterations, or fewer where train.max_env_steps ends the run first (from the env
+        steps per update so far), so the bar's total and the ETA show when the run really ends."""
+        total = int(self.cfg.train.iterations)
+        budget = int(self.cfg.train.get("max_env_steps", 0) or 0)
+        if budget <= 0 or self.iteration == 0 or self.env_steps <= 0:
+            return total
+        per_update = self.env_steps / self.iteration
+        left = max(0, math.ceil((budget - self.env_steps) / per_update))
+        return min(total, self.iteration + left)
+
     def _phase(self) -> str:
         """The bar's label: the critic warm-up counts toward train.iterations, so with one the
         label shows which part the run is in and how far: 'train [critic warm-up 3/10]', then
         'train [policy 5/50]' (the bar itself counts all iterations)."""
         warmup = int(self.cfg.train.critic_warmup_iterations)
-        total = int(self.cfg.train.iterations)
+        total = self._planned_iterations()
         if warmup <= 0:
             return "train"
         if self.iteration < warmup:
@@ -485,10 +502,9 @@ class Trainer:
     def _eta(self, last_iteration_s: float) -> str:
         """Remaining time from training iterations only, plus the evaluations still due."""
         per_iteration = self.wall_s / self.iteration if self.iteration else last_iteration_s
-        left = int(self.cfg.train.iterations) - self.iteration
-        evals = remaining_evals(
-            self.iteration, int(self.cfg.train.iterations), int(self.cfg.eval.every)
-        )
+        planned = self._planned_iterations()
+        left = planned - self.iteration
+        evals = remaining_evals(self.iteration, planned, int(self.cfg.eval.every))
         eval_s = (self.last_eval_s or 0.0) * evals if int(self.cfg.eval.episodes) > 0 else 0.0
         return format_eta(per_iteration * left, eval_s)
 

@@ -39,3 +39,11 @@ def test_bar_on_a_terminal_redraws_in_place():
     with progress_bar(file=out, total=2, desc="demos", mininterval=0) as bar:
         bar.update(2)
     assert "\r" in out.getvalue()
+
+
+def test_bar_off_a_terminal_keeps_a_long_postfix_whole():
+    out = io.StringIO()
+    postfix = ", ".join(f"metric{i}=0.123" for i in range(30))
+    with progress_bar(file=out, total=2, desc="train") as bar:
+        bar.set_postfix_str(postfix)
+    assert any(postfix in line for line in out.getvalue().splitlines())

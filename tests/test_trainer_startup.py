@@ -84,6 +84,23 @@ def test_eta_counts_training_iterations_and_evaluations_apart():
     assert format_eta(250, 0) == "eta 4:10"
 
 
+def test_an_env_step_budget_shortens_the_planned_run():
+    def planned(iteration: int, env_steps: int, budget: int, iterations: int = 400) -> int:
+        train = SimpleNamespace(iterations=iterations, max_env_steps=budget, get=None)
+        train.get = lambda key, default=None: getattr(train, key, default)
+        fake = SimpleNamespace(
+            cfg=SimpleNamespace(train=train), iteration=iteration, env_steps=env_steps
+        )
+        return Trainer._planned_iterations(fake)
+
+    assert planned(0, 0, 1_500_000) == 400  # nothing measured yet
+    assert planned(1, 8192, 1_500_000) == 184  # ceil(1.5M / 8192) updates in all
+    assert planned(10, 81920, 1_500_000) == 184
+    assert planned(10, 81920, 0) == 400  # no budget
+    assert planned(10, 81920, 10**9) == 400  # the budget is beyond train.iterations
+    assert planned(184, 184 * 8192, 1_500_000) == 184
+
+
 def test_train_says_what_it_does_before_loading_torch(monkeypatch, capsys):
     """The first line comes right after the config is composed (about a second), before the
     command's module and torch / DeepSpeed / Ray load (seconds to minutes on a busy machine)."""

@@ -217,9 +217,10 @@ def evaluate_policy(
             for i in sorted(done):
                 episodes.append(done[i])
             if bar is not None:
-                bar.update(sum(wanted))
                 ok = sum(bool(getattr(e, metric)) for e in episodes)
-                bar.set_postfix(success=f"{ok}/{len(episodes)}")
+                # shown at the bar's next redraw (a forced redraw per wave floods log files)
+                bar.set_postfix(success=f"{ok}/{len(episodes)}", refresh=False)
+                bar.update(sum(wanted))
     finally:
         if owned:
             env.close()
