@@ -123,6 +123,16 @@ def evaluate(agent: Agent, envs: gym.vector.VectorEnv, episodes: int, horizon: i
     return successes
 
 
+def raw_sim_rate(envs: gym.vector.VectorEnv, vector_steps: int) -> float:
+    """Env steps per second of the same vector env with random actions (no policy, no learner):
+    the denominator of the peer's training-to-simulator ratio."""
+    envs.reset(seed=[TRAIN_SEED_BASE + 10_000 + i for i in range(envs.num_envs)])
+    started = time.perf_counter()
+    for _ in range(vector_steps):
+        envs.step(envs.action_space.sample())
+    return vector_steps * envs.num_envs / (time.perf_counter() - started)
+
+
 def gae(
     rewards: torch.Tensor,
     values: torch.Tensor,
@@ -167,6 +177,12 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=16)
     parser.add_argument("--big-eval-every", type=int, default=50_000)
     parser.add_argument("--big-eval-episodes", type=int, default=100)
+    parser.add_argument(
+        "--sim-steps",
+        type=int,
+        default=500,
+        help="vector steps timed for the raw-sim rate, before and after training (0: skip)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -210,6 +226,7 @@ def main() -> None:
         print(f"[peer] {key} at {env_steps} env steps: {successes}/{episodes}", flush=True)
         args.out.write_text(json.dumps(result, indent=1))
 
+    sim_rates = [raw_sim_rate(envs, args.sim_steps)] if args.sim_steps > 0 else []
     started = time.perf_counter()
     eval_time = [0.0]
     env_steps = 0
@@ -289,6 +306,10 @@ def main() -> None:
     result["env_steps"] = env_steps
     result["train_wall_s"] = train_s
     result["env_steps_per_s"] = env_steps / train_s
+    if args.sim_steps > 0:
+        sim_rates.append(raw_sim_rate(envs, args.sim_steps))
+        result["raw_sim_env_steps_per_s"] = sim_rates
+        result["train_to_sim_ratio"] = result["env_steps_per_s"] / float(np.mean(sim_rates))
     args.out.write_text(json.dumps(result, indent=1))
     envs.close()
     eval_envs.close()
