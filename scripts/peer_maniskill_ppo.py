@@ -247,6 +247,7 @@ def main() -> None:
             record("curve", env_steps, args.eval_episodes)
             next_eval += args.eval_every
         final_values = torch.zeros(steps, n)
+        train_episodes: list[tuple[float, bool]] = []
         for t in range(steps):
             obs_buf[t] = next_obs
             with torch.no_grad():
@@ -261,7 +262,10 @@ def main() -> None:
             done = np.logical_or(terminated, truncated)
             rew_buf[t] = torch.as_tensor(reward, dtype=torch.float32)
             done_buf[t] = torch.as_tensor(done, dtype=torch.float32)
-            for i, _ in done_infos(infos):
+            for i, info in done_infos(infos):
+                train_episodes.append(
+                    (float(info["episode"]["return"]), bool(info["episode"]["success_once"]))
+                )
                 final_obs = torch.as_tensor(infos["final_observation"][i], dtype=torch.float32)
                 with torch.no_grad():
                     final_values[t, i] = agent.value(final_obs[None])[0]
@@ -300,6 +304,13 @@ def main() -> None:
                 optimizer.step()
             if stop:
                 break
+        if train_episodes:
+            returns_, wins = zip(*train_episodes, strict=True)
+            print(
+                f"[peer] train {env_steps} env steps: {len(wins)} episodes, success "
+                f"{np.mean(wins):.2f}, return {np.mean(returns_):.2f}, kl {float(approx_kl):.3f}",
+                flush=True,
+            )
     record("big_evals", env_steps, args.big_eval_episodes)
     record("curve", env_steps, args.eval_episodes)
     train_s = time.perf_counter() - started - eval_time[0]
