@@ -201,7 +201,7 @@ def test_mlp_ppo_scratch_preset_is_maniskill_ppo_on_this_runtime():
     assert (cfg.algo.gamma, cfg.algo.lam, cfg.algo.target_kl, cfg.algo.lr) == (0.8, 0.9, 0.1, 3e-4)
     assert (cfg.algo.update_epochs, cfg.algo.num_minibatches, cfg.algo.max_grad_norm) == (
         8,
-        32,
+        4,  # minibatches of 200 (ppo.py's 32 gives 25 at 800 decisions per update: measured worse)
         0.5,
     )
     assert cfg.env.num_envs * cfg.train.steps_per_segment * cfg.train.iterations == 400_000
