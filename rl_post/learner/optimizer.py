@@ -41,7 +41,7 @@ class GroupClippedAdamW(torch.optim.AdamW):
             group.setdefault("max_grad_norm", None)
             group.setdefault("name", "group")
         # torch picks the multi-tensor (foreach) kernels by default only for CUDA tensors; on CPU
-        # it would loop over the parameters in Python (measured: ~2x the step time of foreach).
+        # it would loop over the parameters in Python (measured on flow_tiny: 4.5 vs 2.8 ms a step).
         super().__init__(
             groups,
             lr=lr,
