@@ -84,18 +84,30 @@ def split_param_groups(
     policy_eps: float | None = None,
     max_grad_norm: float | None = None,
     value_max_grad_norm: float | None = None,
+    noise_names: list[str] | None = None,
+    noise_lr: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Two AdamW groups: value-head parameters (any dotted name component in `value_names`) get
+    """AdamW groups: value-head parameters (any dotted name component in `value_names`) get
     `value_lr`, everything else `lr`; each group is clipped to its own gradient norm. Frozen
     parameters are left out; empty groups are dropped.
     `policy_eps` (if set) overrides AdamW's eps for the policy group only: an eps far above the
-    gradient RMS makes the policy step lr x m_hat / eps (momentum SGD) while the critic keeps Adam."""
-    policy_params, value_params = [], []
+    gradient RMS makes the policy step lr x m_hat / eps (momentum SGD) while the critic keeps Adam.
+    `noise_lr` (if set) puts the parameters named by `noise_names` (a flow policy's learned
+    exploration noise) in a third group, "noise", with plain Adam at that lr: under the policy
+    group's momentum SGD their gradients are too small for sigma to move at all, while a Gaussian
+    policy's log-std, under Adam, shrinks as it learns."""
+    policy_params, value_params, noise_params = [], [], []
+    split_noise = noise_lr is not None and bool(noise_names)
     for name, param in policy.named_parameters():
         if not param.requires_grad:
             continue
-        is_value = any(part in value_names for part in name.split("."))
-        (value_params if is_value else policy_params).append(param)
+        parts = name.split(".")
+        if any(part in value_names for part in parts):
+            value_params.append(param)
+        elif split_noise and any(part in (noise_names or []) for part in parts):
+            noise_params.append(param)
+        else:
+            policy_params.append(param)
     policy_group: dict[str, Any] = {
         "params": policy_params,
         "lr": lr,
@@ -110,7 +122,13 @@ def split_param_groups(
         "name": "value",
         "max_grad_norm": value_max_grad_norm if value_max_grad_norm is not None else max_grad_norm,
     }
-    groups = [g for g in (policy_group, value_group) if g["params"]]
+    noise_group = {
+        "params": noise_params,
+        "lr": noise_lr,
+        "name": "noise",
+        "max_grad_norm": max_grad_norm,
+    }
+    groups = [g for g in (policy_group, value_group, noise_group) if g["params"]]
     if not groups:
         raise ConfigError("the policy has no trainable parameters; nothing for the learner to do")
     return groups
@@ -182,7 +200,12 @@ class Learner:
             policy_eps=_optional_positive(learner_cfg, "policy_adam_eps"),
             max_grad_norm=max_norm,
             value_max_grad_norm=_optional_positive_algo(algo_cfg, "value_max_grad_norm"),
+            noise_names=list(learner_cfg.get("noise_param_names", ["noise_head"])),
+            noise_lr=_optional_positive_algo(algo_cfg, "noise_lr"),
         )
+        # the noise group's lr is fixed (the adaptive lr steers the policy group only); like the
+        # policy group it is scaled by policy_lr_scale, so a critic warm-up leaves sigma alone
+        self._noise_lr = _optional_positive_algo(algo_cfg, "noise_lr")
         self._policy_lr = lr  # the adaptive lr moves this; policy_lr_scale multiplies it per call
         self._target_kl = _optional_positive_algo(algo_cfg, "target_kl")
         self._kl_grain = str(algo_cfg.get("kl_grain", "decision"))
@@ -284,6 +307,7 @@ class Learner:
         if self._warming_up and not critic_only:
             diagnostics["policy_optimizer_reset"] = float(
                 self._optimizer.reset_group_state("policy")
+                + self._optimizer.reset_group_state("noise")
             )
         self._warming_up = critic_only
         calls = self.num_update_calls
@@ -310,6 +334,8 @@ class Learner:
         for group in self.optimizer.param_groups:
             if group.get("name") == "policy":
                 group["lr"] = self._policy_lr * float(policy_lr_scale)
+            elif group.get("name") == "noise" and self._noise_lr is not None:
+                group["lr"] = self._noise_lr * float(policy_lr_scale)
         result = self._run_epochs(batch, mask, plan, critic_only)
         with self._phase("post_update_probe"):
             result.update(self._probe.after(self, probe_state))
@@ -327,6 +353,8 @@ class Learner:
         for group in self.optimizer.param_groups:
             if group.get("name") == "policy":
                 group["lr"] = self._policy_lr
+            elif group.get("name") == "noise" and self._noise_lr is not None:
+                group["lr"] = self._noise_lr
         result["lr_next"] = self._policy_lr
         result["policy_lr_scale"] = float(policy_lr_scale)
         result.update(diagnostics)

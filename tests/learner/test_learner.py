@@ -94,6 +94,37 @@ def test_policy_lr_scale_zero_fits_only_the_critic_and_restores_the_lr():
     assert not all(torch.equal(a, b) for a, b in zip(policy_after, policy_before, strict=True))
 
 
+def test_noise_lr_trains_the_noise_parameters_with_plain_adam_apart_from_the_policy_group():
+    # log_std plays the flow policy's noise head here: with policy_adam_eps 1 the policy group is
+    # momentum SGD, and algo.noise_lr gives the noise parameters their own Adam group
+    algo = algo_config(update_epochs=1, num_minibatches=1, max_grad_norm=1e9, noise_lr=1e-2)
+    learner_cfg = learner_config(policy_adam_eps=1.0, noise_param_names=["log_std"])
+    policy = TinyGaussianPolicy()
+    log_std_before = policy.log_std.detach().clone()
+    learner = Learner(policy, algo, learner_cfg)
+    groups = {g["name"]: g for g in learner.optimizer.param_groups}
+    assert [id(p) for p in groups["noise"]["params"]] == [id(policy.log_std)]
+    assert id(policy.log_std) not in {id(p) for p in groups["policy"]["params"]}
+    assert groups["noise"]["lr"] == 1e-2 and groups["noise"]["eps"] == 1e-8
+    # critic warm-up (policy_lr_scale 0) leaves the noise alone and restores its lr
+    stats = learner.update(make_batch(), policy_lr_scale=0.0)
+    assert torch.equal(policy.log_std.detach(), log_std_before)
+    assert groups["noise"]["lr"] == 1e-2 and stats["lr_noise"] == 0.0
+    # first real step after the warm-up: Adam state reset, so every log_std moves by ~noise_lr
+    stats = learner.update(make_batch())
+    step = (policy.log_std.detach() - log_std_before).abs()
+    assert torch.allclose(step, torch.full_like(step, 1e-2), rtol=1e-3)
+    assert stats["lr_noise"] == 1e-2 and stats["grad_norm_noise"] > 0
+
+
+def test_without_noise_lr_the_noise_parameters_stay_in_the_policy_group():
+    policy = TinyGaussianPolicy()
+    learner = Learner(policy, algo_config(), learner_config(noise_param_names=["log_std"]))
+    groups = {g["name"]: g for g in learner.optimizer.param_groups}
+    assert set(groups) == {"policy", "value"}
+    assert id(policy.log_std) in {id(p) for p in groups["policy"]["params"]}
+
+
 def test_micro_batching_matches_one_big_micro_batch():
     """Gradient accumulation with masked rows and padding (23 samples) equals one pass."""
     batch = {k: v for k, v in make_batch(23).items()}
