@@ -88,6 +88,9 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "weight_decay",
     "group_size",
 )
+# Keys every configs/algo/*.yaml defines but a run's recorded config may lack (it predates them):
+# resume= replays that recorded config, so these read as their default (null: off) when absent.
+OPTIONAL_KEYS: tuple[str, ...] = ("noise_lr",)
 DYNAMIC_SAMPLING_KEYS: tuple[str, ...] = ("enabled", "min_success_rate", "max_success_rate")
 ADAPTIVE_LR_KEYS: tuple[str, ...] = ("enabled", "target_kl", "factor", "min_lr", "max_lr")
 
@@ -181,6 +184,9 @@ def validate_algo_cfg(cfg: Mapping[str, Any]) -> AlgoSpec:
         _in_range(cfg, key, 1e-30, float("inf"), "> 0")
     for key in ("value_clip", "huber_delta", "value_max_grad_norm", "target_kl"):
         _positive_or_null(cfg, key)
+    for key in OPTIONAL_KEYS:
+        if key in cfg:
+            _positive_or_null(cfg, key)
     _validate_adaptive_lr(cfg)
     if cfg["dual_clip"] is not None and float(cfg["dual_clip"]) <= 1.0:
         raise ConfigError(

@@ -6,6 +6,7 @@ from omegaconf import OmegaConf
 
 from rl_post.algorithms.registry import (
     ALGORITHMS,
+    OPTIONAL_KEYS,
     REQUIRED_KEYS,
     get_algo_spec,
     uses_critic,
@@ -27,7 +28,7 @@ def test_registry_names_and_critic_use():
 @pytest.mark.parametrize("name", ["ppo", "grpo", "rloo"])
 def test_algo_configs_share_one_key_set_and_validate(name):
     cfg = OmegaConf.load(ALGO_DIR / f"{name}.yaml")
-    assert sorted(cfg.keys()) == sorted(REQUIRED_KEYS)
+    assert sorted(cfg.keys()) == sorted(REQUIRED_KEYS + OPTIONAL_KEYS)
     assert cfg.name == name
     assert validate_algo_cfg(cfg).name == name
     assert uses_critic(cfg) == (name == "ppo")
@@ -44,6 +45,7 @@ def test_algo_configs_share_one_key_set_and_validate(name):
         ({"dual_clip": 1.0}, "dual_clip must be null"),
         ({"gamma": 1.5}, "gamma must be in"),
         ({"value_clip": -0.1}, "value_clip must be null"),
+        ({"noise_lr": -1e-3}, "noise_lr must be null"),
         ({"bootstrap_terminations": "yes"}, "bootstrap_terminations must be true or false"),
         (
             {"dynamic_sampling.min_success_rate": 0.9, "dynamic_sampling.max_success_rate": 0.1},
@@ -57,6 +59,14 @@ def test_bad_values_name_the_problem(override, message):
         OmegaConf.update(cfg, key, value)
     with pytest.raises(ConfigError, match=message):
         validate_algo_cfg(cfg)
+
+
+def test_a_recorded_config_without_the_optional_keys_still_validates():
+    # resume= replays a run's recorded config, which may predate noise_lr
+    cfg = OmegaConf.load(ALGO_DIR / "ppo.yaml")
+    for key in OPTIONAL_KEYS:
+        del cfg[key]
+    assert validate_algo_cfg(cfg).name == "ppo"
 
 
 def test_group_algorithms_need_groups():
