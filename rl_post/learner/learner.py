@@ -192,6 +192,7 @@ class Learner:
         lr = float(require(algo_cfg, "lr", "algo"))
         value_lr = algo_cfg.get("value_lr")
         max_norm = _optional_positive_algo(algo_cfg, "max_grad_norm")
+        noise_lr = _optional_positive_algo(algo_cfg, "noise_lr")
         groups = split_param_groups(
             policy,
             list(learner_cfg.get("value_param_names", ["value_head"])),
@@ -201,11 +202,11 @@ class Learner:
             max_grad_norm=max_norm,
             value_max_grad_norm=_optional_positive_algo(algo_cfg, "value_max_grad_norm"),
             noise_names=list(learner_cfg.get("noise_param_names", ["noise_head"])),
-            noise_lr=_optional_positive_algo(algo_cfg, "noise_lr"),
+            noise_lr=noise_lr,
         )
         # the noise group's lr is fixed (the adaptive lr steers the policy group only); like the
         # policy group it is scaled by policy_lr_scale, so a critic warm-up leaves sigma alone
-        self._noise_lr = _optional_positive_algo(algo_cfg, "noise_lr")
+        self._noise_lr = noise_lr
         self._policy_lr = lr  # the adaptive lr moves this; policy_lr_scale multiplies it per call
         self._target_kl = _optional_positive_algo(algo_cfg, "target_kl")
         self._kl_grain = str(algo_cfg.get("kl_grain", "decision"))
@@ -266,6 +267,14 @@ class Learner:
         self._phase_s: dict[str, float] = {}  # seconds per phase of the current update
 
     # ---------------------------------------------------------------- update
+    def _set_policy_lrs(self, scale: float) -> None:
+        """Policy group at the (adaptive) policy lr, noise group at its fixed lr, both x scale."""
+        for group in self.optimizer.param_groups:
+            if group.get("name") == "policy":
+                group["lr"] = self._policy_lr * scale
+            elif group.get("name") == "noise" and self._noise_lr is not None:
+                group["lr"] = self._noise_lr * scale
+
     def update(self, batch: dict[str, Any], policy_lr_scale: float = 1.0) -> dict[str, float]:
         """algo.update_epochs passes of algo.num_minibatches optimizer steps over `batch`.
 
@@ -331,11 +340,7 @@ class Learner:
             probe_state = self._probe.before(self, batch, mask, self._diag_generator)
 
         self.engine.train()
-        for group in self.optimizer.param_groups:
-            if group.get("name") == "policy":
-                group["lr"] = self._policy_lr * float(policy_lr_scale)
-            elif group.get("name") == "noise" and self._noise_lr is not None:
-                group["lr"] = self._noise_lr * float(policy_lr_scale)
+        self._set_policy_lrs(float(policy_lr_scale))
         result = self._run_epochs(batch, mask, plan, critic_only)
         with self._phase("post_update_probe"):
             result.update(self._probe.after(self, probe_state))
@@ -350,11 +355,7 @@ class Learner:
                 float(self._adaptive["min_lr"]),
                 float(self._adaptive["max_lr"]),
             )
-        for group in self.optimizer.param_groups:
-            if group.get("name") == "policy":
-                group["lr"] = self._policy_lr
-            elif group.get("name") == "noise" and self._noise_lr is not None:
-                group["lr"] = self._noise_lr
+        self._set_policy_lrs(1.0)
         result["lr_next"] = self._policy_lr
         result["policy_lr_scale"] = float(policy_lr_scale)
         result.update(diagnostics)
