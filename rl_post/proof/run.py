@@ -107,9 +107,11 @@ class ProofRunner:
         self.commands: dict[str, str] = dict(self.state.data.get("commands", {}))
 
     # -- running one command --------------------------------------------------------------------
-    def _run(self, stage: str, args: list[str]) -> None:
+    def _run(self, stage: str, args: list[str], command_key: str | None = None) -> None:
         line = command_line(args)
-        self.commands[stage] = line
+        # `command_key` keeps a resume from replacing the command that started the stage: the
+        # result row must name the command that reproduces the run, not `resume=<local dir>`.
+        self.commands[command_key or stage] = line
         self.state.data["commands"] = self.commands
         self.state.save()
         print(f"[proof] {stage}: {line}", flush=True)
@@ -164,7 +166,7 @@ class ProofRunner:
         if started and not any((Path(started) / "checkpoints").glob("iter_*[0-9]")):
             record.pop("run_dir")  # it stopped before its first checkpoint: start it again
         if record.get("run_dir"):  # an interrupted run: continue it
-            self._run(stage, ["train", f"resume={record['run_dir']}"])
+            self._run(stage, ["train", f"resume={record['run_dir']}"], f"{stage}_resume")
         else:
             folder = self.runs / stage
             before = set(folder.iterdir()) if folder.is_dir() else set()

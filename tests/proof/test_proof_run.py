@@ -31,3 +31,48 @@ def test_tiny_proof_runs_every_stage_and_a_rerun_reuses_them(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert out.count("done earlier, reused") == 7
     assert list((root / "runs" / "sft").iterdir()) == sft_runs
+
+
+def test_resumed_rl_stage_keeps_the_command_that_started_it(tmp_path, monkeypatch):
+    """A proof that resumes its RL run must still publish the command that reproduces the run,
+    not `resume=<a local run dir>`; the resume is recorded beside it."""
+    from omegaconf import OmegaConf
+
+    from rl_post.proof import run as proof_run
+
+    recipe = OmegaConf.load(
+        proof_run.Path(__file__).resolve().parents[2] / "configs/recipe/tiny.yaml"
+    )
+    cfg = OmegaConf.create(
+        {
+            "recipe": recipe,
+            "proof": {
+                "root": str(tmp_path),
+                "publish": False,
+                "publish_dir": "",
+                "rl_extra_overrides": [],
+            },
+        }
+    )
+    run_dir = tmp_path / "tiny" / "runs" / "rl" / "20260101-000000"
+    (run_dir / "checkpoints" / "iter_000003").mkdir(parents=True)
+    started = "rl-post train env=pickcube presets=flow_ppo_rl name=rl"
+    state = proof_run.ProofState(tmp_path / "tiny" / proof_run.STATE_FILE)
+    state.stage("rl")["run_dir"] = str(run_dir)
+    state.data["commands"] = {"rl": started}
+    state.save()
+    launched: list[list[str]] = []
+
+    def fake_run(argv, env):
+        launched.append(argv)
+        return proof_run.subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(proof_run.subprocess, "run", fake_run)
+    runner = proof_run.ProofRunner(cfg)
+    runner.rl("rl", init_from=None, overrides=())
+
+    assert launched[0][-2:] == ["train", f"resume={run_dir}"]
+    saved = json.loads((tmp_path / "tiny" / proof_run.STATE_FILE).read_text())
+    assert saved["commands"]["rl"] == started
+    assert saved["commands"]["rl_resume"] == f"rl-post train resume={run_dir}"
+    assert saved["stages"]["rl"]["final"] == str(run_dir / "checkpoints" / "iter_000003" / "policy")
