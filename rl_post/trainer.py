@@ -207,6 +207,33 @@ def time_breakdown(
     }
 
 
+def nominal_env_steps_per_update(cfg: DictConfig) -> int:
+    """Env steps one update collects when no episode ends early: every env executes
+    model.execute_steps env steps per decision."""
+    return (
+        int(cfg.env.num_envs)
+        * int(cfg.train.steps_per_segment)
+        * int(cfg.train.get("segments_per_update", 1))
+        * int(cfg.model.execute_steps)
+    )
+
+
+def planned_iterations(
+    iterations: int, budget: int, iteration: int, env_steps: int, nominal_per_update: int
+) -> int:
+    """Updates the run will make: `iterations`, or fewer where the env-step `budget` (0: none)
+    is reached first. The env steps per update are measured once an update has run; before
+    that the nominal count stands in (episodes that end early only make it an upper bound)."""
+    if budget <= 0:
+        return iterations
+    measured = iteration > 0 and env_steps > 0
+    per_update = env_steps / iteration if measured else float(nominal_per_update)
+    if per_update <= 0:
+        return iterations
+    left = max(0, math.ceil((budget - env_steps) / per_update))
+    return min(iterations, iteration + left)
+
+
 class Trainer:
     def __init__(self, cfg: DictConfig, console: Console | None = None):
         from rl_post.envs.factory import obs_spec_for
@@ -477,15 +504,16 @@ class Trainer:
         return budget > 0 and self.env_steps >= budget
 
     def _planned_iterations(self) -> int:
-        """train.iterations, or fewer where train.max_env_steps ends the run first (from the env
-        steps per update so far), so the bar's total and the ETA show when the run really ends."""
-        total = int(self.cfg.train.iterations)
-        budget = int(self.cfg.train.get("max_env_steps", 0) or 0)
-        if budget <= 0 or self.iteration == 0 or self.env_steps <= 0:
-            return total
-        per_update = self.env_steps / self.iteration
-        left = max(0, math.ceil((budget - self.env_steps) / per_update))
-        return min(total, self.iteration + left)
+        """train.iterations, or fewer where train.max_env_steps ends the run first, so the bar's
+        total and the ETA show when the run really ends."""
+        cfg = self.cfg
+        return planned_iterations(
+            iterations=int(cfg.train.iterations),
+            budget=int(cfg.train.get("max_env_steps", 0) or 0),
+            iteration=self.iteration,
+            env_steps=self.env_steps,
+            nominal_per_update=nominal_env_steps_per_update(cfg),
+        )
 
     def _phase(self) -> str:
         """The bar's label: the critic warm-up counts toward train.iterations, so with one the

@@ -11,7 +11,13 @@ from rl_post.config import ConfigError, load_config
 from rl_post.models.checkpoint import save_policy
 from rl_post.models.factory import build_policy
 from rl_post.run_logger import format_duration, format_eta, remaining_evals
-from rl_post.trainer import Trainer, prepare_config, startup_summary
+from rl_post.trainer import (
+    Trainer,
+    nominal_env_steps_per_update,
+    planned_iterations,
+    prepare_config,
+    startup_summary,
+)
 from tests.models.helpers import STATE_SPEC
 from tests.trainer_helpers import tiny_config
 
@@ -86,19 +92,21 @@ def test_eta_counts_training_iterations_and_evaluations_apart():
 
 def test_an_env_step_budget_shortens_the_planned_run():
     def planned(iteration: int, env_steps: int, budget: int, iterations: int = 400) -> int:
-        train = SimpleNamespace(iterations=iterations, max_env_steps=budget, get=None)
-        train.get = lambda key, default=None: getattr(train, key, default)
-        fake = SimpleNamespace(
-            cfg=SimpleNamespace(train=train), iteration=iteration, env_steps=env_steps
-        )
-        return Trainer._planned_iterations(fake)
+        return planned_iterations(iterations, budget, iteration, env_steps, nominal_per_update=8192)
 
-    assert planned(0, 0, 1_500_000) == 400  # nothing measured yet
+    assert planned(0, 0, 1_500_000) == 184  # before any update: from the nominal 8192 per update
     assert planned(1, 8192, 1_500_000) == 184  # ceil(1.5M / 8192) updates in all
     assert planned(10, 81920, 1_500_000) == 184
+    assert planned(10, 40960, 1_500_000) == 10 + 357  # measured (episodes ended early) wins
     assert planned(10, 81920, 0) == 400  # no budget
     assert planned(10, 81920, 10**9) == 400  # the budget is beyond train.iterations
     assert planned(184, 184 * 8192, 1_500_000) == 184
+    assert planned_iterations(400, 1_500_000, 0, 0, nominal_per_update=0) == 400
+
+
+def test_nominal_env_steps_per_update_of_the_flow_ppo_preset():
+    cfg = load_config("train", ["env=pickcube", "presets=flow_ppo_rl"])
+    assert nominal_env_steps_per_update(cfg) == 16 * 16 * 8 * 4  # the 8192 of the preset's comment
 
 
 def test_train_says_what_it_does_before_loading_torch(monkeypatch, capsys):
