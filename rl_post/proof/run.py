@@ -63,6 +63,15 @@ def command_line(args: list[str]) -> str:
     return "rl-post " + " ".join(shlex.quote(a) for a in args)
 
 
+def proof_command(recipe: str, extra_rl: list[str]) -> str:
+    """The `rl-post proof` line that reproduces a row, extra RL overrides included (each list
+    element double-quoted: Hydra reads `a=b` inside a list only as a quoted string)."""
+    args = ["proof", recipe]
+    if extra_rl:
+        args.append("proof.rl_extra_overrides=[" + ",".join(f'"{o}"' for o in extra_rl) + "]")
+    return command_line(args)
+
+
 def newest_run(folder: Path) -> Path:
     runs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if not runs:
@@ -105,6 +114,7 @@ class ProofRunner:
         self.publish_dir = Path(str(cfg.proof.publish_dir)) if cfg.proof.publish else None
         self.extra_rl = [str(o) for o in cfg.proof.rl_extra_overrides or []]
         self.commands: dict[str, str] = dict(self.state.data.get("commands", {}))
+        self.commands.setdefault("proof", proof_command(self.recipe.name, self.extra_rl))
 
     # -- running one command --------------------------------------------------------------------
     def _run(self, stage: str, args: list[str], command_key: str | None = None) -> None:

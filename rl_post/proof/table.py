@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from rl_post.proof.report import MARKDOWN_HEADER, markdown_rows
 
@@ -21,10 +22,15 @@ def table_from(folder: Path) -> str:
     for row in rows:
         lines += markdown_rows(row)
     commands = [
-        f"- {row['title']}: `rl-post proof {row['recipe']}`; RL stage: `{row['commands'].get('rl', '')}`"
+        f"- {row['title']}: `{_proof_command(row)}`; RL stage: `{row['commands'].get('rl', '')}`"
         for row in rows
     ]
     return "\n".join(lines) + "\n\n" + "\n".join(commands) + "\n"
+
+
+def _proof_command(row: dict[str, Any]) -> str:
+    # rows published before the proof line was recorded ran the recipe as is
+    return row["commands"].get("proof", f"rl-post proof {row['recipe']}")
 
 
 def replace_between_markers(text: str, table: str) -> str:

@@ -1,11 +1,16 @@
 """Proof result rows from stage outputs, against hand-made inputs."""
 
+import json
+import shlex
+
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from rl_post.config import ConfigError
 from rl_post.proof.recipe import parse_recipe
 from rl_post.proof.report import build_row, env_steps_to_reach, eval_curve, markdown_rows
-from rl_post.proof.table import END, START, replace_between_markers
+from rl_post.proof.run import proof_command
+from rl_post.proof.table import END, START, replace_between_markers, table_from
 
 
 def recipe(**overrides):
@@ -95,3 +100,36 @@ def test_recipe_errors_name_the_problem():
 def test_readme_table_goes_between_the_markers():
     text = f"intro\n{START}\nold\n{END}\noutro\n"
     assert replace_between_markers(text, "new\n") == f"intro\n{START}\nnew\n{END}\noutro\n"
+
+
+def test_proof_command_round_trips_extra_rl_overrides_through_the_shell_and_hydra():
+    assert proof_command("r", []) == "rl-post proof r"
+    extras = ["reward.success_bonus=50", "eval.every=40"]
+    line = proof_command("r", extras)
+    argv = shlex.split(line)
+    assert argv[:3] == ["rl-post", "proof", "r"]
+    (override,) = OverridesParser.create().parse_overrides([argv[3]])
+    assert override.key_or_group == "proof.rl_extra_overrides"
+    assert override.value() == extras
+
+
+def test_table_names_the_recorded_proof_command(tmp_path):
+    row = build_row(
+        recipe(),
+        {"stochastic": summary(0.3, 0.2, 0.4)},
+        {"stochastic": summary(0.6, 0.5, 0.7)},
+        ROWS,
+        "stochastic",
+        {
+            "rl": "rl-post train x=1",
+            "proof": "rl-post proof r 'proof.rl_extra_overrides=[\"x=1\"]'",
+        },
+    )
+    (tmp_path / "r.json").write_text(json.dumps(row))
+    assert (
+        "`rl-post proof r 'proof.rl_extra_overrides=[\"x=1\"]'`; RL stage: `rl-post train x=1`"
+        in (table_from(tmp_path))
+    )
+    del row["commands"]["proof"]  # a row published before the proof line was recorded
+    (tmp_path / "r.json").write_text(json.dumps(row))
+    assert "`rl-post proof r`; RL stage:" in table_from(tmp_path)

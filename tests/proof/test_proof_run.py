@@ -76,3 +76,27 @@ def test_resumed_rl_stage_keeps_the_command_that_started_it(tmp_path, monkeypatc
     assert saved["commands"]["rl"] == started
     assert saved["commands"]["rl_resume"] == f"rl-post train resume={run_dir}"
     assert saved["stages"]["rl"]["final"] == str(run_dir / "checkpoints" / "iter_000003" / "policy")
+
+
+def test_runner_records_the_proof_command_with_its_extra_rl_overrides(tmp_path):
+    """The published row must name the `rl-post proof` line that made it: a run with
+    proof.rl_extra_overrides is not reproduced by `rl-post proof <recipe>` alone."""
+    from omegaconf import OmegaConf
+
+    from rl_post.proof import run as proof_run
+
+    recipe = OmegaConf.load(
+        proof_run.Path(__file__).resolve().parents[2] / "configs/recipe/tiny.yaml"
+    )
+    proof = {"root": str(tmp_path), "publish": False, "publish_dir": ""}
+    cfg = OmegaConf.create(
+        {"recipe": recipe, "proof": {**proof, "rl_extra_overrides": ["reward.success_bonus=5"]}}
+    )
+    runner = proof_run.ProofRunner(cfg)
+    expected = "rl-post proof tiny 'proof.rl_extra_overrides=[\"reward.success_bonus=5\"]'"
+    assert runner.commands["proof"] == expected
+    runner.state.data["commands"] = runner.commands
+    runner.state.save()
+    # a later rerun continues the same proof: the line that started it stays
+    cfg.proof.rl_extra_overrides = []
+    assert proof_run.ProofRunner(cfg).commands["proof"] == expected
