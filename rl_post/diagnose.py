@@ -25,6 +25,8 @@ REPORTED = (
     ("learner/batch_size", "decisions in the batch"),
     ("learner/post_kl", "post-update KL per decision"),
     ("learner/post_kl_token", "post-update KL per token"),
+    ("learner/post_kl_token_mean_part", "its closed-form part from the means' move"),
+    ("learner/post_kl_token_std_part", "its closed-form part from the stds' change"),
     ("learner/post_clip_frac", "post-update clip fraction"),
     ("learner/post_ratio_std", "post-update ratio std"),
     ("learner/post_action_change_rms", "deterministic action change (RMS, normalized)"),

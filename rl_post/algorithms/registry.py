@@ -93,6 +93,10 @@ REQUIRED_KEYS: tuple[str, ...] = (
 OPTIONAL_KEYS: tuple[str, ...] = ("noise_lr",)
 DYNAMIC_SAMPLING_KEYS: tuple[str, ...] = ("enabled", "min_success_rate", "max_success_rate")
 ADAPTIVE_LR_KEYS: tuple[str, ...] = ("enabled", "target_kl", "factor", "min_lr", "max_lr")
+# What the adaptive lr steers on: the whole post-update KL, or (Gaussian policies) only the part
+# the means' move makes, so a noise head trained at algo.noise_lr does not take the mean's budget.
+# Optional in a recorded config (it predates the key): absent reads as "total".
+KL_PARTS: tuple[str, ...] = ("total", "mean")
 
 
 def get_algo_spec(name: str) -> AlgoSpec:
@@ -129,6 +133,17 @@ def _validate_adaptive_lr(cfg: Mapping[str, Any]) -> None:
     if missing:
         raise ConfigError(
             f"algo.adaptive_lr lacks keys {missing}; it needs {list(ADAPTIVE_LR_KEYS)}"
+        )
+    part = adaptive.get("kl_part", "total")
+    if part not in KL_PARTS:
+        raise ConfigError(
+            f"unknown algo.adaptive_lr.kl_part '{part}'; valid choices: {', '.join(KL_PARTS)}"
+        )
+    unknown = sorted(set(adaptive) - set(ADAPTIVE_LR_KEYS) - {"kl_part"})
+    if unknown:
+        raise ConfigError(
+            f"algo.adaptive_lr has unknown keys {unknown}; valid keys: "
+            f"{', '.join((*ADAPTIVE_LR_KEYS, 'kl_part'))}"
         )
     if not adaptive["enabled"]:
         return

@@ -6,7 +6,9 @@ its gradient had, and how much of the exploration noise the likelihood sees.
   update it re-evaluates them with the new weights: KL(old || new) per decision and per token,
   ratio spread, clip fraction, RMS change of the deterministic action (normalized units). The
   statistics the loss reports during the epochs are measured BEFORE each step, so with one epoch
-  of one minibatch they are exactly KL 0 / ratio 1 whatever the step did; these are not.
+  of one minibatch they are exactly KL 0 / ratio 1 whatever the step did; these are not. For a
+  Gaussian policy (has_step_gaussians) it also keeps the rows' step Gaussians from before the
+  update and reports the closed-form KL split into the means' and the stds' parts.
 - gradient_snr_stats: SNR of the policy gradient of this batch from m disjoint splits that keep
   whole episodes / groups together (rl_post.algorithms.grad_snr).
 - noise_share_stats: the policy's own estimate (Policy.noise_share) of the share of action
@@ -28,8 +30,15 @@ from torch import nn
 
 from rl_post.algorithms.grad_snr import assign_splits, gradient_snr
 from rl_post.algorithms.objective import policy_surrogate
-from rl_post.algorithms.update_size import finish_update_size, rms_action_change, update_size_sums
+from rl_post.algorithms.update_size import (
+    finish_kl_parts,
+    finish_update_size,
+    kl_part_sums,
+    rms_action_change,
+    update_size_sums,
+)
 from rl_post.learner.minibatch import select_rows, to_device
+from rl_post.models.policy import StepGaussians
 
 if TYPE_CHECKING:
     from rl_post.learner.learner import Learner
@@ -44,6 +53,10 @@ SUM_KEYS = (
     "sum_ratio",
     "sum_ratio_sq",
     "sum_clipped",
+    "n_part_decisions",
+    "n_part_tokens",
+    "sum_kl_mean_part",
+    "sum_kl_std_part",
 )
 
 
@@ -75,6 +88,7 @@ class ProbeState:
     action_rows: torch.Tensor  # rows (subset of index) whose deterministic action is compared
     actions_before: torch.Tensor | None
     seed: int
+    gaussians_before: list[StepGaussians] | None  # per chunk of index (kl_parts only)
 
 
 @dataclass(frozen=True)
@@ -84,16 +98,39 @@ class UpdateSizeProbe:
     level: str
     clip_eps_low: float
     clip_eps_high: float
+    kl_parts: bool  # the policy returns step Gaussians: measure the mean / std split of the KL
 
     @staticmethod
-    def from_config(learner_cfg: Mapping[str, Any], algo_cfg: Mapping[str, Any]) -> UpdateSizeProbe:
+    def from_config(
+        learner_cfg: Mapping[str, Any], algo_cfg: Mapping[str, Any], kl_parts: bool
+    ) -> UpdateSizeProbe:
         return UpdateSizeProbe(
             samples=int(learner_cfg.get("post_update_samples", 512) or 0),
             action_samples=int(learner_cfg.get("action_change_samples", 64) or 0),
             level=str(algo_cfg["logprob_level"]),
             clip_eps_low=float(algo_cfg["clip_eps_low"]),
             clip_eps_high=float(algo_cfg["clip_eps_high"]),
+            kl_parts=kl_parts,
         )
+
+    @torch.no_grad()
+    def _step_gaussians(
+        self, learner: Learner, state_index: torch.Tensor, batch: dict[str, Any]
+    ) -> list[StepGaussians]:
+        learner.engine.eval()
+        try:
+            found = []
+            for rows in _chunks(state_index, learner.micro_batch_size):
+                part = to_device(select_rows(batch, rows), learner.device)
+                gaussians = learner.engine(part["obs"], part["stored"])[3]
+                if gaussians is None:
+                    raise RuntimeError(
+                        "the policy declares has_step_gaussians but its evaluate() returned none"
+                    )
+                found.append(gaussians)
+            return found
+        finally:
+            learner.engine.train()
 
     def before(
         self,
@@ -118,7 +155,8 @@ class UpdateSizeProbe:
         if action_rows.numel() > 0 and can_act:
             rows = to_device(select_rows(batch, action_rows), learner.device)
             before = deterministic_actions(learner.policy, rows["obs"], seed, learner.device)
-        return ProbeState(index, batch, action_rows, before, seed)
+        gaussians = self._step_gaussians(learner, index, batch) if self.kl_parts else None
+        return ProbeState(index, batch, action_rows, before, seed, gaussians)
 
     @torch.no_grad()
     def after(self, learner: Learner, state: ProbeState | None) -> dict[str, float]:
@@ -128,9 +166,15 @@ class UpdateSizeProbe:
         sums = {k: 0.0 for k in SUM_KEYS}
         ratio_min, ratio_max = math.inf, -math.inf
         try:
-            for rows in _chunks(state.index, learner.micro_batch_size):
+            for chunk, rows in enumerate(_chunks(state.index, learner.micro_batch_size)):
                 part = to_device(select_rows(state.batch, rows), learner.device)
-                logprob, _, _ = learner.engine(part["obs"], part["stored"])
+                logprob, _, _, gaussians = learner.engine(part["obs"], part["stored"])
+                if state.gaussians_before is not None:
+                    parts = kl_part_sums(
+                        state.gaussians_before[chunk], gaussians, part["mask"].float()
+                    )
+                    for key, value in parts.items():
+                        sums[key] += value
                 shard = update_size_sums(
                     logprob.float(),
                     part["logprob_old"].float(),
@@ -139,8 +183,9 @@ class UpdateSizeProbe:
                     self.clip_eps_low,
                     self.clip_eps_high,
                 )
-                for key in SUM_KEYS:
-                    sums[key] += shard[key]
+                for key, value in shard.items():
+                    if key in sums:
+                        sums[key] += value
                 ratio_min = min(ratio_min, shard["ratio_min"])
                 ratio_max = max(ratio_max, shard["ratio_max"])
             change = math.nan
@@ -155,6 +200,8 @@ class UpdateSizeProbe:
         sums, ratio_min, ratio_max = _reduce(learner, sums, ratio_min, ratio_max)
         sums.update(ratio_min=ratio_min, ratio_max=ratio_max)
         stats = finish_update_size(sums)
+        if state.gaussians_before is not None:
+            stats.update(finish_kl_parts(sums))
         # Each rank measured its own rows; rank 0's is reported (ranks agree in distribution).
         stats["post_action_change_rms"] = change
         return stats

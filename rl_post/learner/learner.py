@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from rl_post.algorithms.update_size import adapt_lr
+from rl_post.algorithms.update_size import adapt_lr, adaptive_kl_key
 from rl_post.config import ConfigError
 from rl_post.learner.diagnostics import (
     UpdateSizeProbe,
@@ -67,7 +67,7 @@ class _EvaluateForward(nn.Module):
 
     def forward(self, obs: dict[str, object], stored: dict[str, torch.Tensor]) -> tuple:
         out = self.policy.evaluate(obs, stored)
-        return out.logprob, out.entropy, out.value
+        return out.logprob, out.entropy, out.value, out.gaussians
 
 
 def _default_loss_fn() -> LossFn:
@@ -212,10 +212,18 @@ class Learner:
         self._kl_grain = str(algo_cfg.get("kl_grain", "decision"))
         adaptive = algo_cfg.get("adaptive_lr") or {}
         self._adaptive = dict(adaptive) if adaptive.get("enabled") else None
-        self._probe = UpdateSizeProbe.from_config(learner_cfg, algo_cfg)
+        has_gaussians = bool(getattr(policy, "has_step_gaussians", False))
+        self._probe = UpdateSizeProbe.from_config(learner_cfg, algo_cfg, kl_parts=has_gaussians)
         if self._adaptive is not None and self._probe.samples <= 0:
             raise ConfigError(
                 "algo.adaptive_lr needs the post-update KL: set learner.post_update_samples > 0"
+            )
+        self._steer_key = adaptive_kl_key(self._kl_grain, adaptive.get("kl_part", "total"))
+        if self._adaptive is not None and self._steer_key.endswith("_part") and not has_gaussians:
+            raise ConfigError(
+                "algo.adaptive_lr.kl_part=mean splits the KL of Gaussian steps, and model "
+                f"'{getattr(policy, 'kind', type(policy).__name__)}' has none (a token policy); "
+                "use algo.adaptive_lr.kl_part=total"
             )
         self._snr_every = int(learner_cfg.get("grad_snr_every", 0) or 0)
         self._snr_splits = int(learner_cfg.get("grad_snr_splits", 2))
@@ -347,9 +355,7 @@ class Learner:
         if self._adaptive is not None and not critic_only:
             self._policy_lr = adapt_lr(
                 self._policy_lr,
-                result.get(
-                    "post_kl" if self._kl_grain == "decision" else "post_kl_token", math.nan
-                ),
+                result.get(self._steer_key, math.nan),
                 float(self._adaptive["target_kl"]),
                 float(self._adaptive["factor"]),
                 float(self._adaptive["min_lr"]),
@@ -457,7 +463,7 @@ class Learner:
         last = micro == plan.grad_accum - 1
         self.engine.set_gradient_accumulation_boundary(last)
         with self._phase("forward"):
-            logprob, entropy, value = self.engine(micro_batch["obs"], micro_batch["stored"])
+            logprob, entropy, value, _ = self.engine(micro_batch["obs"], micro_batch["stored"])
         loss_start = time.perf_counter()
         stats: dict[str, float] = {}
         kl_share = 0.0

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rl_post.models.policy import StepGaussians
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -217,3 +219,16 @@ def chain_log_likelihood(
     logprob = prior_logprob + torch.where(mask, step_logprob, 0.0).sum(dim=1)
     entropy = prior_entropy + torch.where(mask, step_entropy, 0.0).sum(dim=1)
     return logprob, entropy
+
+
+def chain_step_gaussians(
+    mean: torch.Tensor, std: torch.Tensor, stochastic: torch.Tensor
+) -> StepGaussians:
+    """The transitions of chain_log_likelihood ([N*K, H, A] sample-major mean/std, [N, K]
+    stochastic) in StepGaussians' [N, H, K, A] layout, so a policy can slice H like its log-prob."""
+    n, k = stochastic.shape
+    return StepGaussians(
+        mean=mean.unflatten(0, (n, k)).transpose(1, 2),
+        std=std.unflatten(0, (n, k)).transpose(1, 2),
+        active=stochastic,
+    )

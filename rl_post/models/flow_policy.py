@@ -32,12 +32,13 @@ from rl_post.models.config import ModelConfig
 from rl_post.models.flow_math import (
     bounded_sigma,
     chain_log_likelihood,
+    chain_step_gaussians,
     chain_steps,
     sample_chain,
     stochastic_step_mask,
     transition_mean_std,
 )
-from rl_post.models.policy import ActMode, ActOutput, EvalOutput
+from rl_post.models.policy import ActMode, ActOutput, EvalOutput, StepGaussians
 from rl_post.models.transformer import MLP, Block, sinusoidal_embedding
 
 
@@ -105,6 +106,7 @@ class NoiseHead(nn.Module):
 
 class FlowMatchingPolicy(VLAPolicyBase):
     kind = "flow"
+    has_step_gaussians = True
 
     def __init__(self, cfg: ModelConfig, spec: ObsSpec) -> None:
         super().__init__(cfg, spec)
@@ -256,18 +258,25 @@ class FlowMatchingPolicy(VLAPolicyBase):
         # x_t is sample-major, so the K steps of one sample share its prefix keys/values
         velocity, hidden = self.expert(x_t, t, None, context_mask, self.expert.context_kv(context))
         mean, std = self._transition(x_t, velocity, hidden, t)
+        stochastic = self._stochastic_steps(stored, n, chain.device)
         logprob, entropy = chain_log_likelihood(
             chain,
             mean,
             std,
-            self._stochastic_steps(stored, n, chain.device),
+            stochastic,
             self.action_dim,
             prior=self.config.initial_noise != "zero",
         )
+        gaussians = chain_step_gaussians(mean, std, stochastic)
         return EvalOutput(
             logprob=self._likelihood_slice(logprob),
             entropy=self._likelihood_slice(entropy),
             value=self._value_from(out),
+            gaussians=StepGaussians(
+                self._likelihood_slice(gaussians.mean),
+                self._likelihood_slice(gaussians.std),
+                gaussians.active,
+            ),
         )
 
     def _check_chain(self, stored: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -30,7 +30,7 @@ from rl_post.models.base_policy import VALUE_HEAD_PREFIX, check_act_mode, masked
 from rl_post.models.config import ModelConfig
 from rl_post.models.flow_math import gaussian_entropy, gaussian_log_density
 from rl_post.models.normalization import Normalizer
-from rl_post.models.policy import ActMode, ActOutput, EvalOutput
+from rl_post.models.policy import ActMode, ActOutput, EvalOutput, StepGaussians
 
 HIDDEN_GAIN = math.sqrt(2.0)  # orthogonal init gain of hidden layers (CleanRL's layer_init)
 VALUE_OUTPUT_GAIN = 1.0  # orthogonal init gain of the critic's output layer (CleanRL)
@@ -63,6 +63,7 @@ def build_mlp(
 
 class GaussianMLPPolicy(nn.Module):
     kind = "gaussian"
+    has_step_gaussians = True
 
     def __init__(self, cfg: ModelConfig, spec: ObsSpec) -> None:
         super().__init__()
@@ -172,6 +173,11 @@ class GaussianMLPPolicy(nn.Module):
             logprob=self._likelihood_slice(gaussian_log_density(sample, mean, std)),
             entropy=self._likelihood_slice(gaussian_entropy(std)),
             value=self._value_from(state),
+            gaussians=StepGaussians(  # one Gaussian step per action entry
+                self._likelihood_slice(mean).unsqueeze(2),
+                self._likelihood_slice(std).unsqueeze(2),
+                torch.ones(mean.shape[0], 1, dtype=torch.bool, device=mean.device),
+            ),
         )
 
     def value(self, obs: dict[str, object]) -> torch.Tensor:

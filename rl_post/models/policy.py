@@ -28,10 +28,26 @@ class ActOutput:
 
 
 @dataclass
+class StepGaussians:
+    """The Gaussian densities inside a Gaussian policy's log-prob, for the learner's measurement
+    of how an update moved their means and stds (rl_post.algorithms.update_size.kl_part_sums).
+
+    mean/std [N, H, S, A]: S Gaussian steps per action entry (a flow chain's K denoising steps; 1
+    for a Gaussian MLP), H as in EvalOutput.logprob; active [N, S] bool: the steps whose densities
+    enter the log-prob (the others were deterministic)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    active: torch.Tensor
+
+
+@dataclass
 class EvalOutput:
     logprob: torch.Tensor  # [N, H, A], differentiable
     entropy: torch.Tensor  # [N, H, A] exact or estimated, differentiable
     value: torch.Tensor | None  # [N]
+    # Gaussian policies (has_step_gaussians = True) also return the densities behind logprob
+    gaussians: StepGaussians | None = None
 
 
 class Policy(Protocol):

@@ -69,6 +69,19 @@ def test_a_recorded_config_without_the_optional_keys_still_validates():
     assert validate_algo_cfg(cfg).name == "ppo"
 
 
+def test_adaptive_lr_kl_part_is_checked_and_optional():
+    cfg = OmegaConf.load(ALGO_DIR / "ppo.yaml")
+    cfg.adaptive_lr.kl_part = "sigma"
+    with pytest.raises(ConfigError, match="kl_part 'sigma'; valid choices: total, mean"):
+        validate_algo_cfg(cfg)
+    cfg = OmegaConf.to_container(OmegaConf.load(ALGO_DIR / "ppo.yaml"))
+    cfg["adaptive_lr"]["kl_prt"] = "mean"
+    with pytest.raises(ConfigError, match=r"unknown keys \['kl_prt'\]"):
+        validate_algo_cfg(cfg)
+    del cfg["adaptive_lr"]["kl_prt"], cfg["adaptive_lr"]["kl_part"]  # a recorded config
+    assert validate_algo_cfg(cfg).name == "ppo"
+
+
 def test_group_algorithms_need_groups():
     cfg = OmegaConf.load(ALGO_DIR / "grpo.yaml")
     cfg.group_size = 1

@@ -3,9 +3,11 @@ adaptive lr, per-group gradient clipping, critic warm-up without policy momentum
 
 import math
 
+import pytest
 import torch
 
-from rl_post.algorithms.update_size import decision_log_ratio, k3
+from rl_post.algorithms.update_size import decision_log_ratio, gaussian_kl_parts, k3
+from rl_post.config import ConfigError
 from rl_post.learner.learner import Learner
 from rl_post.models.policy import EvalOutput
 
@@ -168,3 +170,53 @@ def test_kl_grain_token_steers_on_the_per_token_kl():
     adaptive = dict(enabled=True, target_kl=target, factor=2.0, min_lr=1e-6, max_lr=1.0)
     assert update(adaptive_lr=adaptive, kl_grain="token")["lr_next"] == 2e-2
     assert update(adaptive_lr=adaptive, kl_grain="decision")["lr_next"] == 5e-3
+
+
+def test_kl_parts_are_the_closed_form_split_of_the_update():
+    policy = TinyGaussianPolicy()
+    batch = on_policy(make_batch(24), policy)
+    with torch.no_grad():
+        before = policy.evaluate(batch["obs"], batch["stored"]).gaussians
+    algo = algo_config(update_epochs=1, num_minibatches=1, lr=3e-2)
+    stats = Learner(policy, algo, learner_config(post_update_samples=1000)).update(batch)
+    with torch.no_grad():
+        after = policy.evaluate(batch["obs"], batch["stored"]).gaussians
+    keep = batch["mask"] > 0
+    mean_part, std_part = gaussian_kl_parts(
+        before.mean[keep].double(),
+        before.std[keep].double(),
+        after.mean[keep].double(),
+        after.std[keep].double(),
+    )
+    decisions = int(keep.sum())
+    assert stats["post_kl_mean_part"] == pytest.approx(float(mean_part.sum()) / decisions)
+    assert stats["post_kl_std_part"] == pytest.approx(float(std_part.sum()) / decisions)
+    tokens = decisions * before.mean.shape[1] * before.mean.shape[3]
+    assert stats["post_kl_token_mean_part"] == pytest.approx(float(mean_part.sum()) / tokens)
+    assert stats["post_kl_mean_part"] > 0 and stats["post_kl_std_part"] > 0
+
+
+def test_adaptive_lr_on_the_mean_part_ignores_a_noise_head_trained_apart():
+    def update(**adaptive):
+        policy = TinyGaussianPolicy()
+        algo = algo_config(lr=1e-3, noise_lr=0.3, adaptive_lr=adaptive)
+        learner = Learner(policy, algo, learner_config(noise_param_names=["log_std"]))
+        return learner.update(on_policy(make_batch(24), policy))
+
+    probe = update(**{**algo_config()["adaptive_lr"], "enabled": False})
+    mean_kl, std_kl = probe["post_kl_mean_part"], probe["post_kl_std_part"]
+    assert std_kl > 16 * mean_kl  # the noise head's big lr makes the std change dominate
+    target = (mean_kl * (mean_kl + std_kl)) ** 0.5  # above 2x the mean part, below total / 2
+    adaptive = dict(enabled=True, target_kl=target, factor=2.0, min_lr=1e-6, max_lr=1.0)
+    assert update(**adaptive, kl_part="total")["lr_next"] == 5e-4
+    assert update(**adaptive, kl_part="mean")["lr_next"] == 2e-3
+
+
+def test_kl_part_mean_needs_a_gaussian_policy():
+    class NoGaussians(TinyGaussianPolicy):
+        has_step_gaussians = False
+
+    adaptive = {**algo_config()["adaptive_lr"], "enabled": True, "kl_part": "mean"}
+    algo = algo_config(lr=1e-4, adaptive_lr=adaptive)
+    with pytest.raises(ConfigError, match="kl_part=total"):
+        Learner(NoGaussians(), algo, learner_config())

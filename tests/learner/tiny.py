@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from rl_post.models.policy import EvalOutput
+from rl_post.models.policy import EvalOutput, StepGaussians
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 STATE_DIM, HORIZON, ACTION_DIM = 5, 2, 3
@@ -20,6 +20,7 @@ class TinyGaussianPolicy(nn.Module):
     """state -> Gaussian over an [H, A] action chunk, plus a scalar value head."""
 
     has_value_head = True
+    has_step_gaussians = True
 
     def __init__(self, seed: int = 0):
         super().__init__()
@@ -39,6 +40,9 @@ class TinyGaussianPolicy(nn.Module):
             logprob=dist.log_prob(stored["actions"]),
             entropy=dist.entropy(),
             value=self.value_head(hidden).squeeze(-1),
+            gaussians=StepGaussians(
+                mean.unsqueeze(2), std.unsqueeze(2), torch.ones(mean.shape[0], 1, dtype=torch.bool)
+            ),
         )
 
 

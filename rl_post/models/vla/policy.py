@@ -30,13 +30,14 @@ from rl_post.models.backbone import ValueHead
 from rl_post.models.base_policy import check_act_mode, masked_mean
 from rl_post.models.flow_math import (
     chain_log_likelihood,
+    chain_step_gaussians,
     chain_steps,
     sample_chain,
     stochastic_step_mask,
     transition_mean_std,
 )
 from rl_post.models.flow_policy import NoiseHead
-from rl_post.models.policy import ActMode, ActOutput, EvalOutput
+from rl_post.models.policy import ActMode, ActOutput, EvalOutput, StepGaussians
 from rl_post.models.vla.config import VLAModelConfig
 from rl_post.models.vla.inputs import (
     InputLayout,
@@ -60,6 +61,7 @@ def _fp32(device: torch.device) -> torch.autocast:
 
 class VLAFlowPolicy(nn.Module, abc.ABC):
     kind: str
+    has_step_gaussians = True
     padding: str  # how instructions are padded ("longest" | "max_length")
 
     def __init__(self, cfg: VLAModelConfig, spec: ObsSpec) -> None:
@@ -332,10 +334,16 @@ class VLAFlowPolicy(nn.Module, abc.ABC):
             logprob, entropy = chain_log_likelihood(
                 chain, mean, std, stochastic, self.action_dim, self.config.initial_noise == "random"
             )
+        gaussians = chain_step_gaussians(mean, std, stochastic)
         return EvalOutput(
             logprob=self._likelihood_slice(logprob),
             entropy=self._likelihood_slice(entropy),
             value=self._value(cache),
+            gaussians=StepGaussians(
+                self._likelihood_slice(gaussians.mean),
+                self._likelihood_slice(gaussians.std),
+                gaussians.active,
+            ),
         )
 
     def _check_chain(self, stored: dict[str, torch.Tensor]) -> torch.Tensor:
