@@ -45,6 +45,26 @@ def _usage() -> str:
     return f"usage: rl-post {{{names}}} [key=value ...] [--cfg]"
 
 
+# What a resumed run may change: its recorded config is replayed, save the iteration budget.
+RESUME_MAY_CHANGE: tuple[str, ...] = ("resume", "train.iterations")
+
+
+def check_resume_overrides(overrides: list[str]) -> None:
+    """`train resume=<run>` replays the run's recorded config, so any other override would be
+    silently ignored: name it and the alternatives instead."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    if "resume" not in keys:
+        return
+    ignored = [o for o, k in zip(overrides, keys, strict=True) if k not in RESUME_MAY_CHANGE]
+    if ignored:
+        raise ConfigError(
+            "resume= continues a run with its recorded config (<run>/config.yaml); only "
+            f"train.iterations may change, so {' '.join(ignored)} would be ignored. Drop them, or "
+            "start a new run from the run's checkpoint: rl-post train <overrides> "
+            "init_from=<run>/checkpoints/<iter_NNNNNN>/policy"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help", "help"}:
@@ -64,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [o for o in overrides if o != "--cfg"]
     config_name, target = COMMANDS[command]
     try:
+        if command == "train":
+            check_resume_overrides(overrides)
         cfg = load_config(config_name, overrides)
         if show_cfg:
             print(OmegaConf.to_yaml(cfg, resolve=True))

@@ -1,6 +1,6 @@
 import pytest
 
-from rl_post.cli import main
+from rl_post.cli import check_resume_overrides, main
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,15 @@ def test_a_train_preset_given_to_eval_names_the_mismatch(capsys):
     assert main(["eval", "presets=flow_grpo_rl", "--cfg"]) == 2
     err = capsys.readouterr().err
     assert "preset 'flow_grpo_rl' sets the" in err and "another command" in err
+
+
+def test_resume_with_other_overrides_names_what_would_be_ignored(capsys, tmp_path):
+    assert main(["train", f"resume={tmp_path}", "train.iterations=9", "eval.every=40"]) == 2
+    err = capsys.readouterr().err
+    assert "eval.every=40 would be ignored" in err and "init_from=" in err
+    assert "train.iterations=9" not in err.split("so ")[1]
+
+
+def test_resume_may_change_the_iteration_budget():
+    check_resume_overrides(["resume=runs/rl/20260101-000000", "train.iterations=40"])
+    check_resume_overrides(["env=pickcube", "eval.every=40"])  # not a resume: anything goes
