@@ -97,6 +97,7 @@ ADAPTIVE_LR_KEYS: tuple[str, ...] = ("enabled", "target_kl", "factor", "min_lr",
 # the means' move makes, so a noise head trained at algo.noise_lr does not take the mean's budget.
 # Optional in a recorded config (it predates the key): absent reads as "total".
 KL_PARTS: tuple[str, ...] = ("total", "mean")
+ADAPTIVE_LR_OPTIONAL_KEYS: tuple[str, ...] = ("kl_part",)
 
 
 def get_algo_spec(name: str) -> AlgoSpec:
@@ -139,11 +140,11 @@ def _validate_adaptive_lr(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"unknown algo.adaptive_lr.kl_part '{part}'; valid choices: {', '.join(KL_PARTS)}"
         )
-    unknown = sorted(set(adaptive) - set(ADAPTIVE_LR_KEYS) - {"kl_part"})
+    valid = (*ADAPTIVE_LR_KEYS, *ADAPTIVE_LR_OPTIONAL_KEYS)
+    unknown = sorted(set(adaptive) - set(valid))
     if unknown:
         raise ConfigError(
-            f"algo.adaptive_lr has unknown keys {unknown}; valid keys: "
-            f"{', '.join((*ADAPTIVE_LR_KEYS, 'kl_part'))}"
+            f"algo.adaptive_lr has unknown keys {unknown}; valid keys: {', '.join(valid)}"
         )
     if not adaptive["enabled"]:
         return

@@ -222,7 +222,7 @@ class Learner:
         if self._adaptive is not None and self._steer_key.endswith("_part") and not has_gaussians:
             raise ConfigError(
                 "algo.adaptive_lr.kl_part=mean splits the KL of Gaussian steps, and model "
-                f"'{getattr(policy, 'kind', type(policy).__name__)}' has none (a token policy); "
+                f"'{getattr(policy, 'kind', type(policy).__name__)}' has none (e.g. a token policy); "
                 "use algo.adaptive_lr.kl_part=total"
             )
         self._snr_every = int(learner_cfg.get("grad_snr_every", 0) or 0)

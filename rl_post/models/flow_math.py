@@ -222,13 +222,17 @@ def chain_log_likelihood(
 
 
 def chain_step_gaussians(
-    mean: torch.Tensor, std: torch.Tensor, stochastic: torch.Tensor
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    stochastic: torch.Tensor,
+    select_actions: Callable[[torch.Tensor], torch.Tensor],
 ) -> StepGaussians:
     """The transitions of chain_log_likelihood ([N*K, H, A] sample-major mean/std, [N, K]
-    stochastic) in StepGaussians' [N, H, K, A] layout, so a policy can slice H like its log-prob."""
+    stochastic) in StepGaussians' [N, H, K, A] layout, with `select_actions` (the policy's
+    likelihood slice of dim 1) applied like it is to the log-prob."""
     n, k = stochastic.shape
     return StepGaussians(
-        mean=mean.unflatten(0, (n, k)).transpose(1, 2),
-        std=std.unflatten(0, (n, k)).transpose(1, 2),
+        mean=select_actions(mean.unflatten(0, (n, k)).transpose(1, 2)),
+        std=select_actions(std.unflatten(0, (n, k)).transpose(1, 2)),
         active=stochastic,
     )

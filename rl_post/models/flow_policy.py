@@ -38,7 +38,7 @@ from rl_post.models.flow_math import (
     stochastic_step_mask,
     transition_mean_std,
 )
-from rl_post.models.policy import ActMode, ActOutput, EvalOutput, StepGaussians
+from rl_post.models.policy import ActMode, ActOutput, EvalOutput
 from rl_post.models.transformer import MLP, Block, sinusoidal_embedding
 
 
@@ -267,16 +267,12 @@ class FlowMatchingPolicy(VLAPolicyBase):
             self.action_dim,
             prior=self.config.initial_noise != "zero",
         )
-        gaussians = chain_step_gaussians(mean, std, stochastic)
+        gaussians = chain_step_gaussians(mean, std, stochastic, self._likelihood_slice)
         return EvalOutput(
             logprob=self._likelihood_slice(logprob),
             entropy=self._likelihood_slice(entropy),
             value=self._value_from(out),
-            gaussians=StepGaussians(
-                self._likelihood_slice(gaussians.mean),
-                self._likelihood_slice(gaussians.std),
-                gaussians.active,
-            ),
+            gaussians=gaussians,
         )
 
     def _check_chain(self, stored: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -37,7 +37,7 @@ from rl_post.models.flow_math import (
     transition_mean_std,
 )
 from rl_post.models.flow_policy import NoiseHead
-from rl_post.models.policy import ActMode, ActOutput, EvalOutput, StepGaussians
+from rl_post.models.policy import ActMode, ActOutput, EvalOutput
 from rl_post.models.vla.config import VLAModelConfig
 from rl_post.models.vla.inputs import (
     InputLayout,
@@ -334,16 +334,12 @@ class VLAFlowPolicy(nn.Module, abc.ABC):
             logprob, entropy = chain_log_likelihood(
                 chain, mean, std, stochastic, self.action_dim, self.config.initial_noise == "random"
             )
-        gaussians = chain_step_gaussians(mean, std, stochastic)
+        gaussians = chain_step_gaussians(mean, std, stochastic, self._likelihood_slice)
         return EvalOutput(
             logprob=self._likelihood_slice(logprob),
             entropy=self._likelihood_slice(entropy),
             value=self._value(cache),
-            gaussians=StepGaussians(
-                self._likelihood_slice(gaussians.mean),
-                self._likelihood_slice(gaussians.std),
-                gaussians.active,
-            ),
+            gaussians=gaussians,
         )
 
     def _check_chain(self, stored: dict[str, torch.Tensor]) -> torch.Tensor:
