@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rl_post.config import ConfigError, check_preset_serves_tasks, tasks_tag
 from rl_post.console import Console
 from rl_post.data.segment import Segment
+from rl_post.eval.stats import milestone_shares
 from rl_post.run_dir import existing_run_dir, new_run_dir, write_config
 from rl_post.run_logger import RunLogger, format_duration, format_eta, remaining_evals
 from rl_post.runtime.batch import advantage_inputs, batch_size, flatten_batch
@@ -166,6 +167,8 @@ def episode_metrics(segment: Segment) -> dict[str, float]:
         metrics["rollout/success_at_end"] = float(np.mean([e.success_at_end for e in episodes]))
         metrics["rollout/episode_return"] = float(np.mean([e.episode_return for e in episodes]))
         metrics["rollout/episode_length"] = float(np.mean([e.length for e in episodes]))
+        for name, share in milestone_shares(episodes).items():
+            metrics[f"rollout/milestone/{name}"] = share
     active = segment.active.float()
     metrics["rollout/decision_reward"] = float(
         (segment.reward * active).sum() / active.sum().clamp(min=1)

@@ -8,7 +8,7 @@ terminates. Everything else that defines the ChunkStepResult lives here, once.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -29,6 +29,8 @@ class ChunkOutcome:
     success:     bool [N], success at the last executed step
     success_any: bool [N], success at any executed step
     steps:       int64 [N], executed steps
+    milestones:  name -> bool [N]: each boolean flag of the task's info (e.g. PickCube's is_grasped,
+                 is_obj_placed) true at any executed step; success and fail are reported above
     """
 
     obs: TensorObs
@@ -37,6 +39,7 @@ class ChunkOutcome:
     success: torch.Tensor
     success_any: torch.Tensor
     steps: torch.Tensor
+    milestones: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def select_rows(mask: torch.Tensor, if_true: TensorObs, if_false: TensorObs) -> TensorObs:
@@ -76,6 +79,9 @@ class ChunkedVectorEnv(ABC):
         self._return = torch.zeros(n, dtype=torch.float32)
         self._success_once = torch.zeros(n, dtype=torch.bool)
         self._last_success = torch.zeros(n, dtype=torch.bool)
+        self._milestones: dict[
+            str, torch.Tensor
+        ] = {}  # flag name -> bool [N], reached this episode
         self._episode_seed = torch.zeros(n, dtype=torch.int64)
         self._waiting = torch.zeros(n, dtype=torch.bool)  # synchronized mode: finished, idle
 
@@ -127,6 +133,9 @@ class ChunkedVectorEnv(ABC):
         self._length += steps
         self._return += reward
         self._success_once |= outcome.success_any.cpu() & active
+        for name, reached in outcome.milestones.items():
+            so_far = self._milestones.setdefault(name, torch.zeros(self.num_envs, dtype=torch.bool))
+            so_far |= reached.cpu() & active
         self._last_success = success.clone()
         truncated = (self._length >= max_steps) & ~terminated & active
         done = terminated | truncated
@@ -183,6 +192,8 @@ class ChunkedVectorEnv(ABC):
         self._return[env_ids] = 0.0
         self._success_once[env_ids] = False
         self._last_success[env_ids] = False
+        for reached in self._milestones.values():
+            reached[env_ids] = False
         self._episode_seed[env_ids] = torch.tensor(seeds, dtype=torch.int64)
 
     def _episode_stats(self, i: int) -> EpisodeStats:
@@ -194,6 +205,7 @@ class ChunkedVectorEnv(ABC):
             success_at_end=bool(self._last_success[i]),
             episode_return=float(self._return[i]),
             length=int(self._length[i]),
+            milestones={name: bool(reached[i]) for name, reached in self._milestones.items()},
         )
 
     def _with_instructions(self, obs: TensorObs) -> Obs:

@@ -106,6 +106,7 @@ class CpuVectorEnv(ChunkedVectorEnv):
         success = torch.zeros(n, dtype=torch.bool)
         success_any = torch.zeros(n, dtype=torch.bool)
         steps = torch.zeros(n, dtype=torch.int64)
+        milestones: dict[str, torch.Tensor] = {}
         replies = {i: self._receive(i, self.tasks[i]) for i in running}
         obs = {key: value.clone() for key, value in self._obs.items()}  # rows of idle sub-envs
         if running:
@@ -119,7 +120,10 @@ class CpuVectorEnv(ChunkedVectorEnv):
             success[i] = reply["success"]
             success_any[i] = reply["success_any"]
             steps[i] = reply["steps"]
-        return ChunkOutcome(obs, reward, terminated, success, success_any, steps)
+            # a multi-task env's tasks have different flags: a task without one never reaches it
+            for name, reached in reply.get("milestones", {}).items():
+                milestones.setdefault(name, torch.zeros(n, dtype=torch.bool))[i] = reached
+        return ChunkOutcome(obs, reward, terminated, success, success_any, steps, milestones)
 
     def close(self) -> None:
         if not self._closed:

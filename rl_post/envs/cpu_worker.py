@@ -69,6 +69,7 @@ def run_chunk_single(
         success=bool(out.success[0]),
         success_any=bool(out.success_any[0]),
         steps=int(out.steps[0]),
+        milestones={name: bool(reached[0]) for name, reached in out.milestones.items()},
     )
 
 

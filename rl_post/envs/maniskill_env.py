@@ -208,6 +208,7 @@ def run_chunk_batched(
     success = torch.zeros(n, dtype=torch.bool, device=device)
     success_any = torch.zeros(n, dtype=torch.bool, device=device)
     steps = torch.zeros(n, dtype=torch.int64, device=device)
+    milestones: dict[str, torch.Tensor] = {}
     stopped = budget <= 0
     final_obs: dict[str, torch.Tensor] | None = None
     for t in range(int(budget.max().item()) if n else 0):
@@ -216,6 +217,9 @@ def run_chunk_batched(
         reward += torch.where(running, out.reward, 0.0)
         success = torch.where(running, out.success, success)
         success_any |= running & out.success
+        for name, flag in milestone_flags(out.info, n).items():
+            reached = milestones.setdefault(name, torch.zeros(n, dtype=torch.bool, device=device))
+            reached |= running & flag
         steps += running.to(torch.int64)
         ends_now = running & (t + 1 >= budget)
         if not settings.ignore_terminations:
@@ -229,4 +233,21 @@ def run_chunk_batched(
             break
     if final_obs is None:  # nothing ran (all budgets 0): report the current observation
         final_obs = current_obs(env, settings)
-    return ChunkOutcome(final_obs, reward, terminated, success, success_any, steps)
+    return ChunkOutcome(final_obs, reward, terminated, success, success_any, steps, milestones)
+
+
+# Reported on their own (success, success_once / terminated) or not per-env sub-task progress.
+NOT_MILESTONES = frozenset({"success", "fail", "elapsed_steps", "reconfigure"})
+
+
+def milestone_flags(info: dict, n: int) -> dict[str, torch.Tensor]:
+    """The task's per-env boolean info flags ([n] bool tensors), e.g. PickCube's is_grasped,
+    is_obj_placed, is_robot_static: where an episode got to before it failed."""
+    return {
+        name: value.reshape(-1)
+        for name, value in info.items()
+        if name not in NOT_MILESTONES
+        and isinstance(value, torch.Tensor)
+        and value.dtype == torch.bool
+        and value.numel() == n
+    }

@@ -40,6 +40,8 @@ class EpisodeStats:
     success_at_end: bool
     episode_return: float
     length: int
+    # the task's boolean info flags reached at any step (see ChunkOutcome.milestones)
+    milestones: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass

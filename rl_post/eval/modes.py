@@ -37,6 +37,8 @@ def eval_modes(mode: str, both_modes: bool) -> list[str]:
 def _summary_metrics(prefix: str, overall: Mapping[str, Any]) -> dict[str, float]:
     out = {f"{prefix}/{k}": float(overall[k]) for k in SUMMARY_KEYS}
     out[f"{prefix}/episode_length"] = float(overall.get("mean_length", float("nan")))
+    for name, share in overall.get("milestones", {}).items():
+        out[f"{prefix}/milestone/{name}"] = float(share)
     return out
 
 

@@ -45,7 +45,17 @@ def markdown_table(report: dict[str, Any]) -> str:
             f"{100 * s['success_rate']:.1f}% | [{100 * s['ci_low']:.1f}%, "
             f"{100 * s['ci_high']:.1f}%] | {s['mean_length']:.1f} | {s['mean_return']:.3f} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + milestone_lines(report["tasks"])
+
+
+def milestone_lines(tasks: dict[str, Any]) -> str:
+    """'Reached at any step' shares of the tasks' info flags: where failed episodes stopped."""
+    lines = [
+        f"- {task}: " + ", ".join(f"{name} {share:.0%}" for name, share in s["milestones"].items())
+        for task, s in tasks.items()
+        if s.get("milestones")
+    ]
+    return "\nReached at any step of an episode:\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def write_report(report: dict[str, Any], folder: Path) -> tuple[Path, Path]:

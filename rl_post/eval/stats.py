@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from rl_post.envs.spec import EpisodeStats
 
@@ -48,6 +48,8 @@ class SuccessSummary:
     ci_high: float
     mean_length: float
     mean_return: float
+    # share of episodes that reached each of the task's info flags (EpisodeStats.milestones)
+    milestones: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -70,7 +72,15 @@ def summarize(
         ci_high=high,
         mean_length=sum(e.length for e in eps) / n if n else 0.0,
         mean_return=sum(e.episode_return for e in eps) / n if n else 0.0,
+        milestones=milestone_shares(eps),
     )
+
+
+def milestone_shares(episodes: list[EpisodeStats]) -> dict[str, float]:
+    """name -> share of `episodes` that reached the flag (an episode without it did not)."""
+    names = sorted({name for e in episodes for name in e.milestones})
+    n = len(episodes)
+    return {name: sum(e.milestones.get(name, False) for e in episodes) / n for name in names}
 
 
 def summarize_by_task(

@@ -69,7 +69,13 @@ class ScriptedEnv(ChunkedVectorEnv):
                     terminated[i] = True
                     break
         state = torch.tensor([[float(self.seed_of[i]), float(self.elapsed[i])] for i in range(n)])
-        return ChunkOutcome({"state": state}, reward, terminated, success, success.clone(), steps)
+        # a milestone flag true at the episode's 3rd step only: reached in the chunk running it
+        third = torch.tensor(
+            [self.elapsed[i] - int(steps[i]) < 3 <= self.elapsed[i] for i in range(n)]
+        )
+        return ChunkOutcome(
+            {"state": state}, reward, terminated, success, success.clone(), steps, {"third": third}
+        )
 
     def close(self) -> None:
         pass
@@ -173,3 +179,21 @@ def test_bad_actions_are_rejected():
     for bad, k in ((torch.zeros(3, 4, 1), 1), (torch.zeros(2, 4, 2), 1), (torch.zeros(2, 4, 1), 5)):
         with pytest.raises(ValueError):
             env.step_chunk(bad, k)
+
+
+def test_milestones_are_kept_for_the_episode_and_cleared_at_its_reset():
+    # first episodes (seeds 100, 101) run 6 steps; the next ones (102, 103) succeed at step 2
+    env = ScriptedEnv(make_settings(max_episode_steps=6), {102: 2, 103: 2})
+    env.reset()
+    assert env.step_chunk(ramp_actions(2, 2), k=2).episodes == []  # steps 1-2: not yet
+    env.step_chunk(ramp_actions(2, 2), k=2)  # steps 3-4: reached
+    last = env.step_chunk(ramp_actions(2, 2), k=2)  # steps 5-6: false again, the episode ends
+    assert [(e.seed, e.milestones) for e in last.episodes] == [
+        (100, {"third": True}),
+        (101, {"third": True}),
+    ]
+    ended = env.step_chunk(ramp_actions(2, 4), k=4).episodes  # terminated at step 2
+    assert [(e.seed, e.milestones) for e in ended] == [
+        (102, {"third": False}),
+        (103, {"third": False}),
+    ]

@@ -67,6 +67,11 @@ def test_truncation_inside_chunk_auto_resets_and_keeps_final_obs(dense_env):
     assert second.steps.tolist() == [2, 2]
     assert second.truncated.all() and not second.terminated.any()
     assert [(e.env_index, e.seed, e.length) for e in second.episodes] == [(0, 10, 6), (1, 11, 6)]
+    # the worker processes pass the task's info flags on, reached or not, per episode
+    assert all(
+        set(e.milestones) == {"is_grasped", "is_obj_placed", "is_robot_static"}
+        for e in second.episodes
+    )
     assert not torch.equal(second.final_obs["state"], second.obs["state"])
     # the auto-reset used the next seeds of the cursor (env.seed=0 + cursor 0, 1)
     assert dense_env.seed_cursor() == 2

@@ -102,3 +102,21 @@ def test_reset_does_not_leak_contacts_of_the_previous_episode():
         assert torch.allclose(after[:, keep], before[:, keep], atol=1e-6)  # nothing moved
     finally:
         env.close()
+
+
+def test_milestones_are_the_tasks_boolean_info_flags_reached_in_the_chunk(env):
+    s = settings(reward_mode="dense", ignore_terminations=True)
+    env.reset(seed=9)
+    out = mse.run_chunk_batched(env, s, actions(3), torch.tensor([3]))
+    assert set(out.milestones) == {"is_obj_placed", "is_robot_static", "is_grasped"}
+    assert all(v.dtype == torch.bool and v.shape == (1,) for v in out.milestones.values())
+    n = 2
+    info = {
+        "success": torch.ones(n, dtype=torch.bool),
+        "fail": torch.zeros(n, dtype=torch.bool),
+        "is_grasped": torch.tensor([True, False]),
+        "elapsed_steps": torch.ones(n, dtype=torch.int32),
+        "tcp_to_obj": torch.zeros(n),
+        "scene_flag": torch.tensor(True),
+    }
+    assert list(mse.milestone_flags(info, n)) == ["is_grasped"]

@@ -38,6 +38,14 @@ def test_metrics_per_mode_and_the_headline():
     assert metrics["eval/stochastic/success_rate"] == 0.3
     assert metrics["eval/deterministic/success_rate"] == 0.4
     assert metrics["eval/deterministic/episodes"] == 10.0
+    assert not any("milestone" in key for key in metrics)
+    reports["deterministic"]["tasks"]["overall"] = {
+        **reports["deterministic"]["tasks"]["overall"],
+        "milestones": {"is_grasped": 0.9},
+    }
+    metrics = eval_metrics(reports, "stochastic")
+    assert metrics["eval/deterministic/milestone/is_grasped"] == 0.9
+    assert "eval/stochastic/milestone/is_grasped" not in metrics
     assert {"eval/ci_low", "eval/ci_high", "eval/episode_length"} <= set(metrics)
     only = eval_metrics({"deterministic": _report(4)}, "deterministic")
     assert not any(k.startswith("eval/stochastic/") for k in only)
@@ -74,3 +82,9 @@ def test_report_lists_both_modes_and_the_settings(tmp_path):
     assert "## deterministic (ODE from a seeded random x_1" in text and "## stochastic" in text
     assert "3/10 = 30.0%" in text and "5/10 = 50.0%" in text
     assert "ignore_terminations': True" in text and "num_envs: 4" in text
+    assert "Reached at any step" not in text
+    placed = _report(5)
+    placed["tasks"]["PushCube-v1"] = {**placed["tasks"]["PushCube-v1"], "milestones": {"a": 0.5}}
+    report["modes"]["stochastic"] = placed
+    _, md = write_report(report, tmp_path)
+    assert "Reached at any step of an episode:\n\n- PushCube-v1: a 50%\n" in md.read_text()

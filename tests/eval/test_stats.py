@@ -52,3 +52,15 @@ def test_summaries_per_task_and_overall():
     assert summarize(eps, metric="success_at_end").successes == 1
     with pytest.raises(ValueError, match="success_once"):
         summarize(eps, metric="return")
+
+
+def test_milestone_shares_count_an_episode_without_a_flag_as_not_reached():
+    eps = [ep("A", True, True, 10), ep("A", False, False, 10), ep("B", False, False, 10)]
+    eps[0].milestones = {"is_grasped": True, "is_obj_placed": True}
+    eps[1].milestones = {"is_grasped": True, "is_obj_placed": False}
+    by_task = summarize_by_task(eps)
+    assert by_task["A"].milestones == {"is_grasped": 1.0, "is_obj_placed": 0.5}
+    assert by_task["B"].milestones == {}
+    assert by_task["overall"].milestones == pytest.approx(
+        {"is_grasped": 2 / 3, "is_obj_placed": 1 / 3}
+    )
