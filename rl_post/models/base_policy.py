@@ -14,6 +14,19 @@ from rl_post.models.normalization import Normalizer
 VALUE_HEAD_PREFIX = "value_head."
 
 
+def policy_state_keep(cfg: ModelConfig, state_dim: int) -> torch.Tensor:
+    """float [state_dim]: 0 on the dims of cfg.policy_state_drop, 1 elsewhere."""
+    keep = torch.ones(state_dim)
+    for start, stop in cfg.policy_state_drop:
+        if stop > state_dim:
+            raise ConfigError(
+                f"model.policy_state_drop range [{start}, {stop}] runs past this env's state "
+                f"({state_dim} values); use ranges inside [0, {state_dim}]"
+            )
+        keep[start:stop] = 0.0
+    return keep
+
+
 class VLAPolicyBase(nn.Module):
     kind: str
 
@@ -25,6 +38,10 @@ class VLAPolicyBase(nn.Module):
         self.execute_steps = cfg.execute_steps
         self.action_dim = spec.action_dim
         self.normalizer = Normalizer(spec)
+        # not persistent: rebuilt from the config, so checkpoints keep their tensor keys
+        self.register_buffer(
+            "policy_state_keep", policy_state_keep(cfg, spec.state_dim), persistent=False
+        )
         self.backbone = Backbone(cfg, spec)
         self.value_head: nn.Module | None = None
         if cfg.value_head and cfg.value_input == "state":
@@ -46,8 +63,8 @@ class VLAPolicyBase(nn.Module):
             raise ConfigError("obs has no 'state' entry; every env obs dict must carry 'state'")
         state = torch.as_tensor(obs["state"]).to(self.device, torch.float32)
         normalized = self.normalizer.normalize_state(state)
-        out = self.backbone(dict(obs, state=normalized), suffix)
-        out.state = normalized
+        out = self.backbone(dict(obs, state=normalized * self.policy_state_keep), suffix)
+        out.state = normalized  # the state critic sees every dimension
         return out
 
     def _value_from(self, out: BackboneOutput) -> torch.Tensor | None:

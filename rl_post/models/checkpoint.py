@@ -71,6 +71,7 @@ ARCHITECTURE_KEYS = (
     "num_bins",
     "hidden_sizes",
     "activation",
+    "policy_state_drop",
 )
 
 

@@ -66,6 +66,11 @@ class ModelConfig:
     # Top-level submodules the learner leaves untouched (e.g. ("backbone",): RL trains only the
     # action expert / head on top of SFT features). A runtime choice, not part of the architecture.
     frozen_modules: tuple[str, ...] = ()
+    # Half-open [start, stop) ranges of the state vector the policy does not see (zeroed after
+    # normalization, i.e. set to the demos' mean); a state critic (value_input=state) still does.
+    # E.g. [[9, 18]]: a ManiSkill Panda's joint velocities, which a cloned policy can read as
+    # "keep moving" and then stall wherever it has slowed down (see README, PickCube (a)).
+    policy_state_drop: tuple[tuple[int, int], ...] = ()
     # Flow-matching (kind=flow)
     sampler: str = "flow_noise"
     num_denoise_steps: int = 4  # K
@@ -111,6 +116,8 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
             value = _build(VisionConfig, value or {}, f"{where}.vision")
         elif key == "language":
             value = _build(LanguageConfig, value or {}, f"{where}.language")
+        elif key == "policy_state_drop":
+            value = _index_ranges(value, f"{where}.{key}")
         elif isinstance(value, list):
             value = tuple(value)
         values[key] = value
@@ -124,6 +131,19 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
     if missing:
         raise ConfigError(f"{where} is missing required key(s) {missing}")
     return cls(**values)
+
+
+def _index_ranges(value: Any, where: str) -> tuple[tuple[int, int], ...]:
+    """[[start, stop], ...] with 0 <= start < stop -> a tuple of int pairs."""
+    ranges = []
+    for pair in value or ():
+        if len(pair) != 2 or not 0 <= int(pair[0]) < int(pair[1]):
+            raise ConfigError(
+                f"{where} takes [start, stop] index ranges with 0 <= start < stop, got "
+                f"{list(pair)}; e.g. [[9, 18]]"
+            )
+        ranges.append((int(pair[0]), int(pair[1])))
+    return tuple(ranges)
 
 
 def _to_plain(raw: Any) -> dict[str, Any]:
@@ -196,6 +216,11 @@ def _validate(cfg: ModelConfig) -> None:
             raise ConfigError(
                 f"model.{heads_key}={width} must be divisible by model.num_heads={cfg.num_heads}"
             )
+    if cfg.policy_state_drop and cfg.kind == "gaussian":
+        raise ConfigError(
+            "model.policy_state_drop is implemented for the flow and token policies; the Gaussian "
+            "MLP reads the whole state (set model.policy_state_drop=[])"
+        )
     if not 0 < cfg.sigma_min <= cfg.sigma_max:
         raise ConfigError(
             f"need 0 < model.sigma_min <= model.sigma_max, got {cfg.sigma_min}, {cfg.sigma_max}"
