@@ -7,6 +7,10 @@ whether the cube was ever grasped / placed and the closest approach. One in-proc
 vector env): a diagnostic, not an evaluation; `rl-post eval` gives success with intervals.
 
     python scripts/pickcube_hover_probe.py <checkpoint dir> --mode deterministic --episodes 20
+
+With --demos <h5 file>, it instead feeds the demos' own hover states to the policy, as recorded and
+with the joint velocities set to zero: what the policy commands where the demos move fast, and
+whether it reads the arm's speed rather than the goal offset.
 """
 
 from __future__ import annotations
@@ -20,6 +24,55 @@ import torch
 HOVER_MIN_M = 0.025  # PickCube's success radius
 HOVER_MAX_M = 0.06
 EVAL_SEED_BASE = 1_000_000_000  # the held-out evaluation seeds (configs/eval.yaml)
+# PickCube-v1 state obs slots (rl_post.rewards.potentials has the full layout)
+QVEL = slice(9, 18)
+IS_GRASPED = 18
+OBJ_TO_GOAL = slice(39, 42)
+
+
+def on_demo_states(checkpoint: str, demos: str) -> dict[str, Any]:
+    import h5py
+    import numpy as np
+
+    from rl_post.envs.registry import instruction_for
+    from rl_post.models.checkpoint import load_policy
+
+    torch.set_num_threads(1)
+    states, actions = [], []
+    with h5py.File(demos, "r") as file:
+        for episode in file["episodes"].values():
+            state, action = episode["obs/state"][:], episode["actions"][:]
+            distance = np.linalg.norm(state[:, OBJ_TO_GOAL], axis=1)
+            hover = (
+                (distance > HOVER_MIN_M) & (distance < HOVER_MAX_M) & (state[:, IS_GRASPED] > 0.5)
+            )
+            states.append(state[hover])
+            actions.append(action[hover])
+    state = torch.tensor(np.concatenate(states))
+    demo_move = torch.tensor(np.concatenate(actions))[:, :3]
+    policy = load_policy(checkpoint, device="cpu")
+    policy.eval()
+    still = state.clone()
+    still[:, QVEL] = 0.0
+    out: dict[str, Any] = {
+        "checkpoint": checkpoint,
+        "demos": demos,
+        "hover_states": len(state),
+        "demo_move_mm_median": 100 * float(demo_move.norm(dim=1).median()),
+    }
+    for label, inputs in (("as_recorded", state), ("joint_velocities_zeroed", still)):
+        obs = {"state": inputs, "instruction": [instruction_for("PickCube-v1")] * len(inputs)}
+        with torch.no_grad():
+            chunk = policy.act(
+                obs, mode="deterministic", generator=torch.Generator().manual_seed(0)
+            )
+        move = chunk.actions[:, 0, :3]
+        cos = (move * demo_move).sum(1) / (move.norm(dim=1) * demo_move.norm(dim=1)).clamp_min(1e-9)
+        out[label] = {
+            "policy_move_mm_median": 100 * float(move.norm(dim=1).median()),
+            "cos_to_demo_move_median": float(cos.median()),
+        }
+    return out
 
 
 def run(checkpoint: str, mode: str, episodes: int, seed_base: int) -> dict[str, Any]:
@@ -100,7 +153,11 @@ def main() -> None:
     parser.add_argument("--mode", default="deterministic", choices=["deterministic", "stochastic"])
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed-base", type=int, default=EVAL_SEED_BASE)
+    parser.add_argument("--demos", default=None, help="demo h5: probe the demos' hover states")
     args = parser.parse_args()
+    if args.demos:
+        print(json.dumps(on_demo_states(args.checkpoint, args.demos), indent=1))
+        return
     print(json.dumps(run(args.checkpoint, args.mode, args.episodes, args.seed_base), indent=1))
 
 
