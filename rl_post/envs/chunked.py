@@ -79,9 +79,8 @@ class ChunkedVectorEnv(ABC):
         self._return = torch.zeros(n, dtype=torch.float32)
         self._success_once = torch.zeros(n, dtype=torch.bool)
         self._last_success = torch.zeros(n, dtype=torch.bool)
-        self._milestones: dict[
-            str, torch.Tensor
-        ] = {}  # flag name -> bool [N], reached this episode
+        # flag name -> bool [N]: reached in the current episode (ChunkOutcome.milestones)
+        self._milestones: dict[str, torch.Tensor] = {}
         self._episode_seed = torch.zeros(n, dtype=torch.int64)
         self._waiting = torch.zeros(n, dtype=torch.bool)  # synchronized mode: finished, idle
 
