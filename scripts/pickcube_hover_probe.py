@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 
+from rl_post.rewards.potentials import PICKCUBE_IS_GRASPED as IS_GRASPED
+from rl_post.rewards.potentials import PICKCUBE_OBJ_TO_GOAL as OBJ_TO_GOAL
+from rl_post.rewards.potentials import PICKCUBE_QVEL as QVEL
+
 HOVER_MIN_M = 0.025  # PickCube's success radius
 HOVER_MAX_M = 0.06
 EVAL_SEED_BASE = 1_000_000_000  # the held-out evaluation seeds (configs/eval.yaml)
-# PickCube-v1 state obs slots (rl_post.rewards.potentials has the full layout)
-QVEL = slice(9, 18)
-IS_GRASPED = 18
-OBJ_TO_GOAL = slice(39, 42)
 
 
 def on_demo_states(checkpoint: str, demos: str) -> dict[str, Any]:

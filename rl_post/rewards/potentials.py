@@ -12,6 +12,8 @@ import torch
 # PickCube-v1 state obs (ManiSkill 3): agent qpos 9, qvel 9, then extra: is_grasped 1, tcp_pose 7,
 # goal_pos 3, obj_pose 7, tcp_to_obj_pos 3, obj_to_goal_pos 3 -> 42 values, obj_to_goal last.
 PICKCUBE_STATE_DIM = 42
+PICKCUBE_QVEL = slice(9, 18)
+PICKCUBE_IS_GRASPED = 18
 PICKCUBE_OBJ_TO_GOAL = slice(39, 42)
 # PickCube's success radius (PickCubeEnv.goal_thresh): the potential is steepest inside it, where
 # the env's dense place term, 1 - tanh(5 d), is almost flat (0.88 at 2.5 cm, 0.86 at 3 cm).
